@@ -1,0 +1,176 @@
+"""The ``logscan`` command: a thin skin over the library, one function per command.
+
+Exit status: 0 success (or another run holds the lock), 1 runtime failure, 2 configuration
+error. ``logscan run`` prints nothing on success, since cron mails whatever a job prints.
+Errors are printed as one line each on stderr; tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from .config import DEFAULT_CONFIG, DEFAULT_STATE_DIR, Config, load_config
+from .errors import LogscanError
+
+app = typer.Typer(
+    name="logscan",
+    help="Find the addresses that attack this server in its logs, and ban them for a while.\n\n"
+    "Run by cron every minute (`logscan run`); see `logscan COMMAND --help` for each command.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@dataclass
+class Globals:
+    config: Path
+    state_dir: Path
+    debug: bool
+
+
+T = TypeVar("T")
+
+
+def _globals(ctx: typer.Context) -> Globals:
+    g = ctx.obj
+    assert isinstance(g, Globals)
+    return g
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Option("--config", "-c", envvar="LOGSCAN_CONFIG",
+                                         help="Configuration file.")] = DEFAULT_CONFIG,  # fmt: skip
+    state_dir: Annotated[Path, typer.Option("--state-dir", envvar="LOGSCAN_STATE_DIR",
+                                            help="Where offsets, the ban ledger and reports live.")
+                         ] = DEFAULT_STATE_DIR,  # fmt: skip
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    ctx.obj = Globals(config, state_dir, debug)
+
+
+def _guard(g: Globals, fn: Callable[[], T]) -> T:
+    """Run ``fn``, turning logscan's errors into a clean message and the documented exit code."""
+    try:
+        return fn()
+    except LogscanError as exc:
+        if g.debug:
+            raise
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            typer.echo(f"logscan: {line}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except OSError as exc:
+        if g.debug:
+            raise
+        typer.echo(f"logscan: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _config(g: Globals) -> Config:
+    return _guard(g, lambda: load_config(g.config))
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print a summary.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Do everything but the actions.")] = False,
+    now: Annotated[str | None, typer.Option(
+        "--now", help="Evaluate as if it were this time (ISO 8601), to replay old logs. "
+        "Needs --dry-run, and a scratch --state-dir.")] = None,  # fmt: skip
+) -> None:
+    """Read what the logs gained since the last run, ban and unban, run the actions.
+
+    Prints nothing on success (cron mails output). Exit status 0 ok, 1 failure, 2 bad config.
+
+    Example (the crontab line): logscan run
+    Example: logscan --config examples/logscan.toml --state-dir /tmp/ls run -v --dry-run
+    """
+    g = _globals(ctx)
+    config = _config(g)
+    at = _parse_now(now, dry_run)
+    from .run import run as do_run
+
+    summary = _guard(g, lambda: do_run(config, g.state_dir, dry_run=dry_run, now=at))
+    if verbose:
+        from .summary import print_run_summary
+
+        print_run_summary(summary, dry_run=dry_run)
+    failed = [o for r in summary.actions for o in r.failed]
+    for o in failed:
+        typer.echo(f"logscan: action failed, will retry: {o.ban.jail} {o.ban.address}: {o.error}",
+                   err=True)  # fmt: skip
+
+
+@app.command()
+def check(ctx: typer.Context) -> None:
+    """Check the configuration: every problem is listed with its file and key.
+
+    Exit status 0 when clean, 2 otherwise.
+
+    Example: logscan --config /etc/logscan/logscan.toml check
+    """
+    g = _globals(ctx)
+    config = _config(g)
+    from .check import check_config
+
+    problems = check_config(config)
+    for p in problems:
+        typer.echo(f"logscan: {p}", err=True)
+    if problems:
+        raise typer.Exit(2)
+    typer.echo(f"{g.config}: ok ({len(config.jails)} jails)")
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    jail: Annotated[str | None, typer.Argument(help="Only this jail.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show each jail's failures and bans, like `fail2ban-client status [JAIL]`.
+
+    Example: logscan status npm-404
+    Example: logscan status --json
+    """
+    g = _globals(ctx)
+    config = _config(g)
+    from .status import collect_status, render_status
+
+    data: dict[str, Any] = _guard(g, lambda: collect_status(config, g.state_dir, jail))
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        typer.echo(render_status(data))
+
+
+def _parse_now(value: str | None, dry_run: bool) -> datetime | None:
+    if value is None:
+        return None
+    if not dry_run:
+        typer.echo("logscan: --now replays history and needs --dry-run (no action may run on it)",
+                   err=True)  # fmt: skip
+        raise typer.Exit(2)
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        typer.echo(f"logscan: --now: not an ISO 8601 time: {value!r}", err=True)
+        raise typer.Exit(2) from None
+    if at.tzinfo is None:
+        typer.echo("logscan: --now needs a zone, e.g. 2026-11-20T08:20:00Z", err=True)
+        raise typer.Exit(2)
+    return at.astimezone(UTC)
+
+
+def main() -> None:
+    app()

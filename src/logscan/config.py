@@ -1,0 +1,499 @@
+"""The configuration file: one TOML file, read and validated into typed objects.
+
+Every problem is collected (file and key included) before anything is reported, so a user fixes
+them all in one go; nothing here touches state or imports Polars (a cron run with nothing new to
+read loads the configuration too).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .addresses import DEFAULT_TRUSTED_PROXIES, Network, NetworkSet, parse_network
+from .durations import parse_duration
+from .errors import ConfigError, ConfigProblem
+
+DEFAULT_CONFIG = Path("/etc/logscan/logscan.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/logscan")
+
+SSHD_MODES = ("normal", "ddos", "aggressive", "extra")
+
+
+@dataclass(frozen=True)
+class RegexFilterSpec:
+    """fail2ban-style filter written inline: failregexes with ``<HOST>`` and a date pattern."""
+
+    failregex: tuple[str, ...]
+    ignoreregex: tuple[str, ...] = ()
+    datepattern: str | None = None
+
+
+@dataclass(frozen=True)
+class FormatFilterSpec:
+    """Structured filter: parse lines by log format, then select failures on typed columns."""
+
+    formats: tuple[str, ...]
+    status: tuple[tuple[int, int], ...] = ()  # inclusive ranges; empty = any status
+    match: tuple[tuple[str, str], ...] = ()  # (column, regex) all of which must match
+
+
+@dataclass(frozen=True)
+class Fail2banFileSpec:
+    """A fail2ban ``filter.d/*.conf`` file, used as it is."""
+
+    path: Path
+    mode: str | None = None
+
+
+@dataclass(frozen=True)
+class SshdFilterSpec:
+    """The built-in OpenSSH filter."""
+
+    mode: str = "normal"
+
+
+FilterSpec = RegexFilterSpec | FormatFilterSpec | Fail2banFileSpec | SshdFilterSpec
+
+
+@dataclass(frozen=True)
+class JournalSpec:
+    """A systemd journal source: ``journalctl`` limited to these matches."""
+
+    matches: tuple[str, ...]
+    files: tuple[Path, ...] = ()
+    directory: Path | None = None
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    type: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JailConfig:
+    name: str
+    filter_name: str
+    filter: FilterSpec
+    logpaths: tuple[str, ...]
+    journal: JournalSpec | None
+    actions: tuple[str, ...]
+    bantime: int  # seconds, -1 = permanent
+    findtime: int
+    maxretry: int
+    ignoreip: tuple[Network, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    jails: tuple[JailConfig, ...]
+    actions: Mapping[str, ActionSpec]
+    timezone: str  # IANA name used for zone-less log times
+    trusted_proxies: tuple[Network, ...]
+    max_line_bytes: int
+
+    def ignore_set(self, jail: JailConfig) -> NetworkSet:
+        return NetworkSet(jail.ignoreip)
+
+    def jail(self, name: str) -> JailConfig:
+        for j in self.jails:
+            if j.name == name:
+                return j
+        raise KeyError(name)
+
+
+# --- built-in names -------------------------------------------------------------------------
+
+# Seed filters (Nginx Proxy Manager) as structured filters: the address comes from the line's
+# structure, never from text a client wrote (see docs/architecture.md, "Attribution").
+BUILTIN_FILTERS: dict[str, FilterSpec] = {
+    "npm-404": FormatFilterSpec(formats=("default_plus_cf", "npm_proxy"), status=((404, 404),)),
+    "npm-403": FormatFilterSpec(formats=("default_plus_cf", "npm_proxy"), status=((403, 403),)),
+    "npm-protocol": FormatFilterSpec(
+        formats=("npm_standard", "default_plus_cf", "npm_proxy"), status=((400, 499),)
+    ),
+    "npm-forbidden": FormatFilterSpec(
+        formats=("nginx_error",), match=(("message", r"^access forbidden by rule$"),)
+    ),
+    "sshd": SshdFilterSpec("normal"),
+}
+
+BUILTIN_ACTION_TYPES = ("log",)
+BUILTIN_ACTIONS: dict[str, ActionSpec] = {"log": ActionSpec("log", "log", {})}
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def config_path_from_env(value: Path | None) -> Path:
+    if value is not None:
+        return value
+    env = os.environ.get("LOGSCAN_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate ``path``; raise ConfigError listing every problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(str(path), "", "configuration file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(str(path), "", f"cannot read: {exc}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(str(path), "", f"invalid TOML: {exc}")]) from None
+    return _Validator(path, raw).build()
+
+
+class _Validator:
+    """Walks the raw TOML, collecting problems instead of stopping at the first."""
+
+    TOP = {"defaults", "jails", "filters", "actions"}
+    DEFAULTS = {
+        "bantime", "findtime", "maxretry", "ignoreip", "timezone", "actions",
+        "trusted_proxies", "max_line_bytes",
+    }  # fmt: skip
+    JAIL = {
+        "enabled", "logpath", "journal", "filter", "mode", "actions",
+        "bantime", "findtime", "maxretry", "ignoreip",
+    }  # fmt: skip
+    FILTER = {"failregex", "ignoreregex", "datepattern", "format", "formats", "status", "match",
+              "file", "mode", "type"}  # fmt: skip
+
+    def __init__(self, path: Path, raw: dict[str, Any]) -> None:
+        self.path = path
+        self.base = path.resolve().parent
+        self.raw = raw
+        self.problems: list[ConfigProblem] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(ConfigProblem(str(self.path), key, message))
+
+    def table(self, value: Any, key: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.problem(key, "must be a table")
+            return {}
+        return value
+
+    def unknown(self, table: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
+        for k in table:
+            if k not in allowed:
+                self.problem(f"{prefix}{k}", "unknown key")
+
+    # -- typed getters; each records a problem and returns a fallback on error --
+
+    def get(self, table: Mapping[str, Any], key: str, prefix: str, default: Any,
+            conv: Callable[[Any], Any]) -> Any:  # fmt: skip
+        if key not in table:
+            return default
+        try:
+            return conv(table[key])
+        except (ValueError, TypeError) as exc:
+            self.problem(f"{prefix}{key}", str(exc))
+            return default
+
+    def build(self) -> Config:
+        self.unknown(self.raw, self.TOP, "")
+        d = self.table(self.raw.get("defaults", {}), "defaults")
+        self.unknown(d, self.DEFAULTS, "defaults.")
+        bantime = self.get(d, "bantime", "defaults.", 600, _forever_duration)
+        findtime = self.get(d, "findtime", "defaults.", 600, parse_duration)
+        maxretry = self.get(d, "maxretry", "defaults.", 5, _positive_int)
+        ignoreip = self.get(d, "ignoreip", "defaults.", (), _networks)
+        trusted = self.get(d, "trusted_proxies", "defaults.",
+                           tuple(parse_network(n) for n in DEFAULT_TRUSTED_PROXIES), _networks)  # fmt: skip
+        tz = self.get(d, "timezone", "defaults.", "local", _string)
+        timezone = self.timezone(tz)
+        max_line = self.get(d, "max_line_bytes", "defaults.", 65536, _positive_int)
+        default_actions = self.get(d, "actions", "defaults.", ("log",), _names)
+
+        actions = self.actions()
+        filters = self.filters()
+        jails = []
+        for name, value in self.table(self.raw.get("jails", {}), "jails").items():
+            jail = self.jail(name, self.table(value, f"jails.{name}"), filters, actions,
+                             bantime, findtime, maxretry, ignoreip, default_actions)  # fmt: skip
+            if jail is not None:
+                jails.append(jail)
+        if not self.raw.get("jails"):
+            self.problem("jails", "no jail is configured")
+        if self.problems:
+            raise ConfigError(self.problems)
+        return Config(self.path, tuple(jails), actions, timezone, trusted, max_line)
+
+    def timezone(self, name: str) -> str:
+        resolved = local_timezone() if name == "local" else name
+        if not _zone_exists(resolved):
+            self.problem("defaults.timezone", f"unknown time zone {name!r} (use an IANA name such "
+                         "as 'Europe/Paris', or 'local')")  # fmt: skip
+        return resolved
+
+    def actions(self) -> dict[str, ActionSpec]:
+        out = dict(BUILTIN_ACTIONS)
+        for name, value in self.table(self.raw.get("actions", {}), "actions").items():
+            t = self.table(value, f"actions.{name}")
+            kind = t.get("type")
+            if kind not in BUILTIN_ACTION_TYPES:
+                self.problem(f"actions.{name}.type",
+                             f"unknown action type {kind!r} (known: {', '.join(BUILTIN_ACTION_TYPES)})")  # fmt: skip
+                continue
+            options = {k: v for k, v in t.items() if k != "type"}
+            allowed = {"path", "dry_run"}
+            self.unknown(options, allowed, f"actions.{name}.")
+            out[name] = ActionSpec(name, kind, options)
+        return out
+
+    def filters(self) -> dict[str, FilterSpec]:
+        out: dict[str, FilterSpec] = dict(BUILTIN_FILTERS)
+        for name, value in self.table(self.raw.get("filters", {}), "filters").items():
+            spec = self.filter(name, self.table(value, f"filters.{name}"))
+            if spec is not None:
+                out[name] = spec
+        return out
+
+    def filter(self, name: str, t: dict[str, Any]) -> FilterSpec | None:
+        prefix = f"filters.{name}."
+        self.unknown(t, self.FILTER, prefix)
+        if "file" in t:
+            path = self.resolve(str(t["file"]))
+            if not path.is_file():
+                self.problem(f"{prefix}file", f"fail2ban filter file not found: {path}")
+            mode = self.get(t, "mode", prefix, None, _string)
+            return Fail2banFileSpec(path, mode)
+        if t.get("type") == "sshd":
+            mode = self.get(t, "mode", prefix, "normal", _string)
+            if mode not in SSHD_MODES:
+                self.problem(f"{prefix}mode", f"unknown sshd mode {mode!r}")
+            return SshdFilterSpec(mode)
+        if "failregex" in t:
+            fail = self.get(t, "failregex", prefix, (), _strings)
+            ignore = self.get(t, "ignoreregex", prefix, (), _strings)
+            date = self.get(t, "datepattern", prefix, None, _string)
+            for i, rx in enumerate(fail):
+                self.check_regex(f"{prefix}failregex[{i}]", rx, need_host=True)
+            for i, rx in enumerate(ignore):
+                self.check_regex(f"{prefix}ignoreregex[{i}]", rx, need_host=False)
+            if date is not None:
+                self.check_datepattern(f"{prefix}datepattern", date)
+            if not fail:
+                self.problem(f"{prefix}failregex", "at least one failregex is needed")
+            return RegexFilterSpec(fail, ignore, date)
+        if "format" in t or "formats" in t:
+            from .parse.formats import is_known_format  # light: no Polars
+
+            formats = self.get(t, "formats", prefix, (), _strings) or (
+                self.get(t, "format", prefix, "", _string),
+            )
+            for f in formats:
+                if not is_known_format(f):
+                    self.problem(f"{prefix}format", f"unknown log format {f!r}")
+            status = self.get(t, "status", prefix, (), _status_ranges)
+            match = self.get(t, "match", prefix, (), _column_regexes)
+            for col, rx in match:
+                self.check_regex(f"{prefix}match.{col}", rx, need_host=False)
+            return FormatFilterSpec(tuple(formats), status, match)
+        self.problem(f"filters.{name}", "needs one of: file, failregex, format, type = 'sshd'")
+        return None
+
+    def check_regex(self, key: str, rx: str, *, need_host: bool) -> None:
+        from .parse.regex_check import regex_problem
+
+        problem = regex_problem(rx, need_host=need_host)
+        if problem:
+            self.problem(key, problem)
+
+    def check_datepattern(self, key: str, pattern: str) -> None:
+        from .parse.regex_check import datepattern_problem
+
+        problem = datepattern_problem(pattern)
+        if problem:
+            self.problem(key, problem)
+
+    def resolve(self, p: str) -> Path:
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else self.base / path
+
+    def jail(self, name: str, t: dict[str, Any], filters: Mapping[str, FilterSpec],
+             actions: Mapping[str, ActionSpec], bantime: int, findtime: int, maxretry: int,
+             ignoreip: tuple[Network, ...], default_actions: tuple[str, ...]) -> JailConfig | None:  # fmt: skip
+        prefix = f"jails.{name}."
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+            self.problem(f"jails.{name}", "jail names use letters, digits, '.', '_' and '-'")
+        self.unknown(t, self.JAIL, prefix)
+        enabled = self.get(t, "enabled", prefix, True, _bool)
+        filter_name = self.get(t, "filter", prefix, name, _string)
+        spec = filters.get(filter_name)
+        if spec is None and filter_name.endswith(".conf"):
+            path = self.resolve(filter_name)
+            if path.is_file():
+                spec = Fail2banFileSpec(path)
+            else:
+                self.problem(f"{prefix}filter", f"fail2ban filter file not found: {path}")
+        elif spec is None:
+            self.problem(f"{prefix}filter", f"no filter named {filter_name!r} (not built in, not "
+                         "in [filters], not a .conf path)")  # fmt: skip
+        if "mode" in t and spec is not None:
+            mode = self.get(t, "mode", prefix, "normal", _string)
+            if isinstance(spec, SshdFilterSpec):
+                if mode not in SSHD_MODES:
+                    self.problem(f"{prefix}mode", f"unknown sshd mode {mode!r}")
+                spec = SshdFilterSpec(mode)
+            elif isinstance(spec, Fail2banFileSpec):
+                spec = Fail2banFileSpec(spec.path, mode)
+            else:
+                self.problem(f"{prefix}mode", "only sshd and fail2ban file filters have modes")
+        logpaths = tuple(self.resolve(p).as_posix()
+                         for p in self.get(t, "logpath", prefix, (), _strings))  # fmt: skip
+        journal = self.journal(t.get("journal"), prefix) if "journal" in t else None
+        if enabled and not logpaths and journal is None:
+            self.problem(f"{prefix}logpath", "a jail needs a logpath or a journal source")
+        jail_actions = self.get(t, "actions", prefix, default_actions, _names)
+        for a in jail_actions:
+            if a not in actions:
+                self.problem(f"{prefix}actions", f"no action named {a!r}")
+        if not enabled or spec is None:
+            return None
+        return JailConfig(
+            name=name,
+            filter_name=filter_name,
+            filter=spec,
+            logpaths=logpaths,
+            journal=journal,
+            actions=jail_actions,
+            bantime=self.get(t, "bantime", prefix, bantime, _forever_duration),
+            findtime=self.get(t, "findtime", prefix, findtime, parse_duration),
+            maxretry=self.get(t, "maxretry", prefix, maxretry, _positive_int),
+            ignoreip=self.get(t, "ignoreip", prefix, ignoreip, _networks),
+        )
+
+    def journal(self, value: Any, prefix: str) -> JournalSpec | None:
+        t = self.table(value, f"{prefix}journal")
+        self.unknown(t, {"matches", "files", "directory"}, f"{prefix}journal.")
+        matches = self.get(t, "matches", f"{prefix}journal.", (), _strings)
+        for m in matches:
+            if m != "+" and not re.fullmatch(r"[A-Z0-9_]+=.*", m):
+                self.problem(f"{prefix}journal.matches", f"not a journal match: {m!r}")
+        files = tuple(self.resolve(f) for f in self.get(t, "files", f"{prefix}journal.", (), _strings))
+        directory = t.get("directory")
+        return JournalSpec(matches, files, self.resolve(str(directory)) if directory else None)
+
+
+# --- value converters (raise ValueError/TypeError with a readable message) --------------------
+
+
+def _forever_duration(v: Any) -> int:
+    return parse_duration(v, allow_forever=True)
+
+
+def _positive_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ValueError(f"must be a positive whole number, not {v!r}")
+    return v
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"must be true or false, not {v!r}")
+    return v
+
+
+def _string(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"must be a string, not {v!r}")
+    return v
+
+
+def _strings(v: Any) -> tuple[str, ...]:
+    """A list of strings, or one string (fail2ban writes lists as one value)."""
+    if isinstance(v, str):
+        return (v,)
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError(f"must be a string or a list of strings, not {v!r}")
+    return tuple(v)
+
+
+def _names(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        return tuple(v.split())
+    return _strings(v)
+
+
+def _networks(v: Any) -> tuple[Network, ...]:
+    items = v.split() if isinstance(v, str) else v
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"must be a list of addresses or CIDRs, not {v!r}")
+    out = []
+    for item in items:
+        try:
+            out.append(parse_network(str(item)))
+        except ValueError:
+            raise ValueError(f"not an address or CIDR: {item!r}") from None
+    return tuple(out)
+
+
+def _status_ranges(v: Any) -> tuple[tuple[int, int], ...]:
+    items = v if isinstance(v, list) else [v]
+    out = []
+    for item in items:
+        text = str(item).strip().lower()
+        if re.fullmatch(r"\d{3}", text):
+            out.append((int(text), int(text)))
+        elif re.fullmatch(r"\dxx", text):
+            out.append((int(text[0]) * 100, int(text[0]) * 100 + 99))
+        elif m := re.fullmatch(r"(\d{3})\s*-\s*(\d{3})", text):
+            out.append((int(m.group(1)), int(m.group(2))))
+        else:
+            raise ValueError(f"not a status, range or class (404, 400-499, 4xx): {item!r}")
+    return tuple(out)
+
+
+def _column_regexes(v: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
+        raise ValueError("must be a table of column = 'regex'")
+    return tuple(v.items())
+
+
+# --- time zones -----------------------------------------------------------------------------
+
+
+def local_timezone() -> str:
+    """The system's IANA zone name: $TZ, else /etc/localtime's target, else /etc/timezone, else UTC."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz and _zone_exists(tz):
+        return tz
+    try:
+        target = os.readlink("/etc/localtime")
+        if "zoneinfo/" in target:
+            return target.split("zoneinfo/", 1)[1]
+    except OSError:
+        pass
+    try:
+        name = Path("/etc/timezone").read_text().strip()
+        if name and _zone_exists(name):
+            return name
+    except OSError:
+        pass
+    return "UTC"
+
+
+def _zone_exists(name: str) -> bool:
+    if name in ("UTC", "Etc/UTC"):
+        return True
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+ActionType = Literal["log"]

@@ -1,0 +1,243 @@
+"""One cron run, end to end: new bytes → failures → detection → ledger → actions.
+
+Order matters for crash safety: (1) read and detect in memory; (2) append new bans and due
+unbans to the ledger (idempotent); (3) commit the checkpoint (offsets + window) atomically;
+(4) snapshot the ledger; (5) reconcile actions. A kill anywhere repeats at most the work since
+the last commit, and every repeated step gives the same result.
+
+Imports are lazy: a run with nothing new to read must not import Polars (it costs ~0.2 s a
+minute on every server), so everything that needs it lives in ``_process``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .actions.reconcile import ActionReport, reconcile
+from .checkpoint import Checkpoint
+from .config import Config, JailConfig
+from .ledger import Ban, Ledger, Unban, iso
+from .sources.files import FileState, ReadPlan, plan_reads
+from .statefiles import ensure_dir, run_lock
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from .parse.lines import LineCounts
+
+
+@dataclass
+class FileSummary:
+    lines: int = 0
+    skipped: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class JailSummary:
+    failures: int = 0
+    ignored: int = 0
+    spoofed: int = 0
+    unparsed: int = 0
+    historic_bans: int = 0  # found in old history, already expired: not issued
+
+
+@dataclass
+class RunSummary:
+    skipped_locked: bool = False
+    read_anything: bool = False
+    files: dict[str, FileSummary] = field(default_factory=dict)
+    jails: dict[str, JailSummary] = field(default_factory=dict)
+    bans: list[Ban] = field(default_factory=list)
+    unbans: list[Unban] = field(default_factory=list)
+    actions: list[ActionReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "read_anything": self.read_anything,
+            "files": {p: vars(s) for p, s in self.files.items()},
+            "jails": {j: vars(s) for j, s in self.jails.items()},
+            "bans": [{"jail": b.jail, "address": b.address, "expires_at": iso(b.expires_at)}
+                     for b in self.bans],  # fmt: skip
+            "unbans": [{"jail": u.ban.jail, "address": u.ban.address} for u in self.unbans],
+            "warnings": self.warnings,
+        }
+
+
+def jails_for_file(config: Config, label: str) -> list[JailConfig]:
+    return [j for j in config.jails if any(fnmatch.fnmatch(label, p) for p in j.logpaths)]
+
+
+def run(config: Config, state_dir: Path, *, dry_run: bool = False,
+        now: datetime | None = None) -> RunSummary:  # fmt: skip
+    """Do one run; returns what happened. Raises LogscanError subclasses on failure."""
+    ensure_dir(state_dir)
+    summary = RunSummary()
+    with run_lock(state_dir / "lock") as got:
+        if not got:
+            summary.skipped_locked = True
+            return summary
+        now = now or datetime.now(UTC)
+        checkpoint = Checkpoint.load(state_dir)
+        ledger = Ledger.load(state_dir)
+        patterns = sorted({p for j in config.jails for p in j.logpaths})
+        plan = plan_reads(patterns, checkpoint.files)
+        summary.warnings.extend(plan.warnings)
+        bans: list[Ban] = []
+        window = None
+        if plan.has_work:
+            bans, window, files = _process(config, plan, checkpoint, ledger, now, summary)
+        else:
+            files = plan.states
+        unbans = ledger.due(now)
+        summary.bans, summary.unbans = ledger.record(bans, unbans, now)
+        checkpoint.files = files
+        checkpoint.last_run = {"at": iso(now), **summary.to_json()}
+        checkpoint.save(window)
+        ledger.write_snapshot()
+        if not dry_run:
+            summary.actions = reconcile(config, ledger, state_dir, now)
+    return summary
+
+
+def _process(config: Config, plan: ReadPlan, checkpoint: Checkpoint, ledger: Ledger,
+             now: datetime, summary: RunSummary
+             ) -> tuple[list[Ban], pl.DataFrame, dict[str, FileState]]:  # fmt: skip
+    import polars as pl
+
+    from .addresses import NetworkSet
+    from .detect import FAILURE_COLUMNS, FOREVER, JailParams, detect, expiry, prune_window
+    from .parse.filters import FilterResult, ParseContext, compile_filter
+    from .parse.lines import read_lines
+    from .sources.files import ChunkReader
+
+    summary.read_anything = True
+    trusted = NetworkSet(config.trusted_proxies)
+    contexts = {
+        j.name: ParseContext(config.timezone, now, trusted, NetworkSet(j.ignoreip))
+        for j in config.jails
+    }
+    filters = {j.name: compile_filter(j.filter) for j in config.jails}
+    found: dict[str, list[pl.DataFrame]] = {j.name: [] for j in config.jails}
+    files: dict[str, FileState] = {}
+    for src, seg in enumerate(plan.segments):
+        jails = jails_for_file(config, seg.label)
+        reader = ChunkReader(seg, max_line_bytes=config.max_line_bytes)
+        fsum = summary.files.setdefault(seg.label, FileSummary())
+        for chunk, base in reader.chunks():
+            lines, counts = read_lines(chunk, base, config.max_line_bytes)
+            _add_counts(fsum, counts)
+            for jail in jails:
+                result: FilterResult = filters[jail.name].failures(lines, contexts[jail.name])
+                _tally(summary, jail.name, result)
+                found[jail.name].append(
+                    result.failures.select(
+                        "address", "time", "ignored",
+                        pl.lit(None, pl.String).alias("line"),
+                        pl.lit(src, pl.Int32).alias("src"), "offset",
+                    )  # fmt: skip
+                )
+        fsum.skipped += reader.long_lines
+        fsum.bytes += reader.bytes_read
+        if seg.live:
+            files[seg.label] = reader.final_state(plan.states[seg.label])
+    for label, state in plan.states.items():
+        files.setdefault(label, state)
+
+    old_window = checkpoint.load_window()
+    windows: list[pl.DataFrame] = []
+    bans: list[Ban] = []
+    for jail in config.jails:
+        new = (
+            pl.concat(found[jail.name])
+            if found[jail.name]
+            else pl.DataFrame(schema={**FAILURE_COLUMNS, "ignored": pl.Boolean})
+        )
+        js = summary.jails.setdefault(jail.name, JailSummary())
+        js.ignored += int(new["ignored"].sum())
+        checkpoint.count(jail.name, "failures", new.height)
+        counting = pl.concat([
+            old_window.filter(pl.col("jail") == jail.name).select(list(FAILURE_COLUMNS)),
+            new.filter(~pl.col("ignored")).select(list(FAILURE_COLUMNS)),
+        ])  # fmt: skip
+        active = pl.DataFrame(
+            {"address": [b.address for b in ledger.bans_in(jail.name)],
+             "blocked_until": [b.expires_at or FOREVER for b in ledger.bans_in(jail.name)]},
+            schema={"address": pl.String, "blocked_until": pl.Datetime("us", "UTC")},
+        )  # fmt: skip
+        params = JailParams(jail.maxretry, jail.findtime, jail.bantime)
+        found_bans, rest = detect(counting, active, params)
+        rest = _with_lines(prune_window(rest, now, jail.findtime), plan)
+        windows.append(rest.with_columns(jail=pl.lit(jail.name)).select("jail", *FAILURE_COLUMNS))
+        checkpoint.set_count(jail.name, "currently_failed", rest["address"].n_unique())
+        for row in found_bans.iter_rows(named=True):  # one row per ban, not per line
+            ends = expiry(row["banned_at"], jail.bantime)
+            if ends <= now:
+                js.historic_bans += 1
+                continue
+            samples = _sample_lines(row["samples"], plan)
+            why = {"count": jail.maxretry, "first": iso(row["first"]),
+                   "last": iso(row["banned_at"]), "findtime": jail.findtime, "samples": samples}  # fmt: skip
+            bans.append(Ban(jail.name, row["address"], row["banned_at"],
+                            None if jail.bantime < 0 else ends, "detector", why))  # fmt: skip
+    window = pl.concat(windows) if windows else checkpoint.load_window()
+    return bans, window, files
+
+
+def _add_counts(fsum: FileSummary, counts: LineCounts) -> None:
+    fsum.lines += counts.lines
+    fsum.skipped += counts.skipped
+
+
+def _tally(summary: RunSummary, jail: str, result: Any) -> None:
+    js = summary.jails.setdefault(jail, JailSummary())
+    js.failures += result.failures.height
+    js.spoofed += int(result.failures["spoofed"].sum())
+    js.unparsed += result.unparsed
+
+
+def _with_lines(window: pl.DataFrame, plan: ReadPlan) -> pl.DataFrame:
+    """Failures carried to the next run keep their line text (their files may rotate away)."""
+    import polars as pl
+
+    need = window.filter(pl.col("line").is_null())
+    if need.height == 0:
+        return window
+    texts = _read_at(plan, list(zip(need["src"].to_list(), need["offset"].to_list(), strict=True)))
+    filled = need.with_columns(line=pl.Series(texts, dtype=pl.String), src=None)
+    return pl.concat([window.filter(pl.col("line").is_not_null()), filled.cast(window.schema)])
+
+
+def _sample_lines(samples: list[dict[str, Any]], plan: ReadPlan) -> list[str]:
+    wanted = [(s["src"], s["offset"]) for s in samples if s["line"] is None]
+    texts = iter(_read_at(plan, wanted))
+    return [s["line"] if s["line"] is not None else next(texts) for s in samples]
+
+
+def _read_at(plan: ReadPlan, where: list[tuple[int, int]]) -> list[str]:
+    """The lines starting at these (segment, offset) places, cut to a sample's length."""
+    import gzip
+
+    from .detect import SAMPLE_CHARS
+
+    out: list[str] = []
+    handles: dict[int, Any] = {}
+    try:
+        for src, offset in where:
+            seg = plan.segments[src]
+            f = handles.get(src)
+            if f is None:
+                f = gzip.open(seg.read_path, "rb") if seg.compressed else open(seg.read_path, "rb")  # noqa: SIM115
+                handles[src] = f
+            f.seek(offset)
+            raw = f.readline(SAMPLE_CHARS * 4)
+            out.append(raw.rstrip(b"\r\n").decode("utf-8", "replace")[:SAMPLE_CHARS])
+    finally:
+        for f in handles.values():
+            f.close()
+    return out
