@@ -15,6 +15,11 @@ def check_config(config: Config) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     for jail in config.jails:
         if jail.logpaths and not expand_globs(jail.logpaths):
-            problems.append(ConfigProblem(str(config.path), f"jails.{jail.name}.logpath",
-                                          "no file matches (yet): " + ", ".join(jail.logpaths)))  # fmt: skip
+            problems.append(
+                ConfigProblem(
+                    str(config.path),
+                    f"jails.{jail.name}.logpath",
+                    "no file matches (yet): " + ", ".join(jail.logpaths),
+                )
+            )
     return problems

@@ -56,7 +56,7 @@ class Checkpoint:
 
         from .detect import FAILURE_COLUMNS
 
-        schema = {"jail": pl.String, **FAILURE_COLUMNS}
+        schema: dict[str, pl.DataType] = {"jail": pl.String(), **FAILURE_COLUMNS}
         if self.window_file is None:
             return pl.DataFrame(schema=schema)
         path = self.state_dir / self.window_file

@@ -49,11 +49,17 @@ def _globals(ctx: typer.Context) -> Globals:
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    config: Annotated[Path, typer.Option("--config", "-c", envvar="LOGSCAN_CONFIG",
-                                         help="Configuration file.")] = DEFAULT_CONFIG,  # fmt: skip
-    state_dir: Annotated[Path, typer.Option("--state-dir", envvar="LOGSCAN_STATE_DIR",
-                                            help="Where offsets, the ban ledger and reports live.")
-                         ] = DEFAULT_STATE_DIR,  # fmt: skip
+    config: Annotated[
+        Path, typer.Option("--config", "-c", envvar="LOGSCAN_CONFIG", help="Configuration file.")
+    ] = DEFAULT_CONFIG,
+    state_dir: Annotated[
+        Path,
+        typer.Option(
+            "--state-dir",
+            envvar="LOGSCAN_STATE_DIR",
+            help="Where offsets, the ban ledger and reports live.",
+        ),
+    ] = DEFAULT_STATE_DIR,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
     ctx.obj = Globals(config, state_dir, debug)
@@ -84,10 +90,17 @@ def _config(g: Globals) -> Config:
 def run(
     ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print a summary.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Do everything but the actions.")] = False,
-    now: Annotated[str | None, typer.Option(
-        "--now", help="Evaluate as if it were this time (ISO 8601), to replay old logs. "
-        "Needs --dry-run, and a scratch --state-dir.")] = None,  # fmt: skip
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Do everything but the actions.")
+    ] = False,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            help="Evaluate as if it were this time (ISO 8601), to replay old logs. "
+            "Needs --dry-run, and a scratch --state-dir.",
+        ),
+    ] = None,
 ) -> None:
     """Read what the logs gained since the last run, ban and unban, run the actions.
 
@@ -108,8 +121,9 @@ def run(
         print_run_summary(summary, dry_run=dry_run)
     failed = [o for r in summary.actions for o in r.failed]
     for o in failed:
-        typer.echo(f"logscan: action failed, will retry: {o.ban.jail} {o.ban.address}: {o.error}",
-                   err=True)  # fmt: skip
+        typer.echo(
+            f"logscan: action failed, will retry: {o.ban.jail} {o.ban.address}: {o.error}", err=True
+        )
 
 
 @app.command()
@@ -158,8 +172,9 @@ def _parse_now(value: str | None, dry_run: bool) -> datetime | None:
     if value is None:
         return None
     if not dry_run:
-        typer.echo("logscan: --now replays history and needs --dry-run (no action may run on it)",
-                   err=True)  # fmt: skip
+        typer.echo(
+            "logscan: --now replays history and needs --dry-run (no action may run on it)", err=True
+        )
         raise typer.Exit(2)
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))

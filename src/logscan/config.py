@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from .addresses import DEFAULT_TRUSTED_PROXIES, Network, NetworkSet, parse_network
 from .durations import parse_duration
@@ -156,17 +156,47 @@ def load_config(path: Path) -> Config:
 class _Validator:
     """Walks the raw TOML, collecting problems instead of stopping at the first."""
 
-    TOP = {"defaults", "jails", "filters", "actions"}
-    DEFAULTS = {
-        "bantime", "findtime", "maxretry", "ignoreip", "timezone", "actions",
-        "trusted_proxies", "max_line_bytes",
-    }  # fmt: skip
-    JAIL = {
-        "enabled", "logpath", "journal", "filter", "mode", "actions",
-        "bantime", "findtime", "maxretry", "ignoreip",
-    }  # fmt: skip
-    FILTER = {"failregex", "ignoreregex", "datepattern", "format", "formats", "status", "match",
-              "file", "mode", "type"}  # fmt: skip
+    TOP: ClassVar[frozenset[str]] = frozenset({"defaults", "jails", "filters", "actions"})
+    DEFAULTS: ClassVar[frozenset[str]] = frozenset(
+        [
+            "bantime",
+            "findtime",
+            "maxretry",
+            "ignoreip",
+            "timezone",
+            "actions",
+            "trusted_proxies",
+            "max_line_bytes",
+        ]
+    )
+    JAIL: ClassVar[frozenset[str]] = frozenset(
+        [
+            "enabled",
+            "logpath",
+            "journal",
+            "filter",
+            "mode",
+            "actions",
+            "bantime",
+            "findtime",
+            "maxretry",
+            "ignoreip",
+        ]
+    )
+    FILTER: ClassVar[frozenset[str]] = frozenset(
+        [
+            "failregex",
+            "ignoreregex",
+            "datepattern",
+            "format",
+            "formats",
+            "status",
+            "match",
+            "file",
+            "mode",
+            "type",
+        ]
+    )
 
     def __init__(self, path: Path, raw: dict[str, Any]) -> None:
         self.path = path
@@ -183,15 +213,21 @@ class _Validator:
             return {}
         return value
 
-    def unknown(self, table: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
+    def unknown(self, table: Mapping[str, Any], allowed: frozenset[str], prefix: str) -> None:
         for k in table:
             if k not in allowed:
                 self.problem(f"{prefix}{k}", "unknown key")
 
     # -- typed getters; each records a problem and returns a fallback on error --
 
-    def get(self, table: Mapping[str, Any], key: str, prefix: str, default: Any,
-            conv: Callable[[Any], Any]) -> Any:  # fmt: skip
+    def get(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        prefix: str,
+        default: Any,
+        conv: Callable[[Any], Any],
+    ) -> Any:
         if key not in table:
             return default
         try:
@@ -208,8 +244,13 @@ class _Validator:
         findtime = self.get(d, "findtime", "defaults.", 600, parse_duration)
         maxretry = self.get(d, "maxretry", "defaults.", 5, _positive_int)
         ignoreip = self.get(d, "ignoreip", "defaults.", (), _networks)
-        trusted = self.get(d, "trusted_proxies", "defaults.",
-                           tuple(parse_network(n) for n in DEFAULT_TRUSTED_PROXIES), _networks)  # fmt: skip
+        trusted = self.get(
+            d,
+            "trusted_proxies",
+            "defaults.",
+            tuple(parse_network(n) for n in DEFAULT_TRUSTED_PROXIES),
+            _networks,
+        )
         tz = self.get(d, "timezone", "defaults.", "local", _string)
         timezone = self.timezone(tz)
         max_line = self.get(d, "max_line_bytes", "defaults.", 65536, _positive_int)
@@ -219,8 +260,17 @@ class _Validator:
         filters = self.filters()
         jails = []
         for name, value in self.table(self.raw.get("jails", {}), "jails").items():
-            jail = self.jail(name, self.table(value, f"jails.{name}"), filters, actions,
-                             bantime, findtime, maxretry, ignoreip, default_actions)  # fmt: skip
+            jail = self.jail(
+                name,
+                self.table(value, f"jails.{name}"),
+                filters,
+                actions,
+                bantime,
+                findtime,
+                maxretry,
+                ignoreip,
+                default_actions,
+            )
             if jail is not None:
                 jails.append(jail)
         if not self.raw.get("jails"):
@@ -232,8 +282,10 @@ class _Validator:
     def timezone(self, name: str) -> str:
         resolved = local_timezone() if name == "local" else name
         if not _zone_exists(resolved):
-            self.problem("defaults.timezone", f"unknown time zone {name!r} (use an IANA name such "
-                         "as 'Europe/Paris', or 'local')")  # fmt: skip
+            self.problem(
+                "defaults.timezone",
+                f"unknown time zone {name!r} (use an IANA name such as 'Europe/Paris', or 'local')",
+            )
         return resolved
 
     def actions(self) -> dict[str, ActionSpec]:
@@ -242,12 +294,14 @@ class _Validator:
             t = self.table(value, f"actions.{name}")
             kind = t.get("type")
             if kind not in BUILTIN_ACTION_TYPES:
-                self.problem(f"actions.{name}.type",
-                             f"unknown action type {kind!r} (known: {', '.join(BUILTIN_ACTION_TYPES)})")  # fmt: skip
+                self.problem(
+                    f"actions.{name}.type",
+                    f"unknown action type {kind!r} (known: {', '.join(BUILTIN_ACTION_TYPES)})",
+                )
                 continue
             options = {k: v for k, v in t.items() if k != "type"}
             allowed = {"path", "dry_run"}
-            self.unknown(options, allowed, f"actions.{name}.")
+            self.unknown(options, frozenset(allowed), f"actions.{name}.")
             out[name] = ActionSpec(name, kind, options)
         return out
 
@@ -321,9 +375,18 @@ class _Validator:
         path = Path(p).expanduser()
         return path if path.is_absolute() else self.base / path
 
-    def jail(self, name: str, t: dict[str, Any], filters: Mapping[str, FilterSpec],
-             actions: Mapping[str, ActionSpec], bantime: int, findtime: int, maxretry: int,
-             ignoreip: tuple[Network, ...], default_actions: tuple[str, ...]) -> JailConfig | None:  # fmt: skip
+    def jail(
+        self,
+        name: str,
+        t: dict[str, Any],
+        filters: Mapping[str, FilterSpec],
+        actions: Mapping[str, ActionSpec],
+        bantime: int,
+        findtime: int,
+        maxretry: int,
+        ignoreip: tuple[Network, ...],
+        default_actions: tuple[str, ...],
+    ) -> JailConfig | None:
         prefix = f"jails.{name}."
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
             self.problem(f"jails.{name}", "jail names use letters, digits, '.', '_' and '-'")
@@ -338,8 +401,11 @@ class _Validator:
             else:
                 self.problem(f"{prefix}filter", f"fail2ban filter file not found: {path}")
         elif spec is None:
-            self.problem(f"{prefix}filter", f"no filter named {filter_name!r} (not built in, not "
-                         "in [filters], not a .conf path)")  # fmt: skip
+            self.problem(
+                f"{prefix}filter",
+                f"no filter named {filter_name!r} (not built in, not "
+                "in [filters], not a .conf path)",
+            )
         if "mode" in t and spec is not None:
             mode = self.get(t, "mode", prefix, "normal", _string)
             if isinstance(spec, SshdFilterSpec):
@@ -350,8 +416,9 @@ class _Validator:
                 spec = Fail2banFileSpec(spec.path, mode)
             else:
                 self.problem(f"{prefix}mode", "only sshd and fail2ban file filters have modes")
-        logpaths = tuple(self.resolve(p).as_posix()
-                         for p in self.get(t, "logpath", prefix, (), _strings))  # fmt: skip
+        logpaths = tuple(
+            self.resolve(p).as_posix() for p in self.get(t, "logpath", prefix, (), _strings)
+        )
         journal = self.journal(t.get("journal"), prefix) if "journal" in t else None
         if enabled and not logpaths and journal is None:
             self.problem(f"{prefix}logpath", "a jail needs a logpath or a journal source")
@@ -376,12 +443,14 @@ class _Validator:
 
     def journal(self, value: Any, prefix: str) -> JournalSpec | None:
         t = self.table(value, f"{prefix}journal")
-        self.unknown(t, {"matches", "files", "directory"}, f"{prefix}journal.")
+        self.unknown(t, frozenset({"matches", "files", "directory"}), f"{prefix}journal.")
         matches = self.get(t, "matches", f"{prefix}journal.", (), _strings)
         for m in matches:
             if m != "+" and not re.fullmatch(r"[A-Z0-9_]+=.*", m):
                 self.problem(f"{prefix}journal.matches", f"not a journal match: {m!r}")
-        files = tuple(self.resolve(f) for f in self.get(t, "files", f"{prefix}journal.", (), _strings))
+        files = tuple(
+            self.resolve(f) for f in self.get(t, "files", f"{prefix}journal.", (), _strings)
+        )
         directory = t.get("directory")
         return JournalSpec(matches, files, self.resolve(str(directory)) if directory else None)
 
@@ -465,7 +534,7 @@ def _column_regexes(v: Any) -> tuple[tuple[str, str], ...]:
 
 
 def local_timezone() -> str:
-    """The system's IANA zone name: $TZ, else /etc/localtime's target, else /etc/timezone, else UTC."""
+    """The system's IANA zone: $TZ, else /etc/localtime's target, else /etc/timezone, else UTC."""
     tz = os.environ.get("TZ", "").lstrip(":")
     if tz and _zone_exists(tz):
         return tz

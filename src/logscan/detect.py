@@ -25,17 +25,20 @@ SAMPLE_CHARS = 300
 # A failure as detection sees it. `line` is kept for failures carried between runs; failures
 # read this run keep only where they are (`src`: segment number, `offset`), and the few sample
 # lines a ban needs are read back afterwards, so a backlog's lines are never all held in memory.
-FAILURE_COLUMNS = {
-    "address": pl.String,
+FAILURE_COLUMNS: dict[str, pl.DataType] = {
+    "address": pl.String(),
     "time": pl.Datetime("us", "UTC"),
-    "line": pl.String,
-    "src": pl.Int32,
-    "offset": pl.Int64,
+    "line": pl.String(),
+    "src": pl.Int32(),
+    "offset": pl.Int64(),
 }
-ACTIVE_SCHEMA = {"address": pl.String, "blocked_until": pl.Datetime("us", "UTC")}
-SAMPLE = pl.Struct({"line": pl.String, "src": pl.Int32, "offset": pl.Int64})
-BAN_SCHEMA = {
-    "address": pl.String,
+ACTIVE_SCHEMA: dict[str, pl.DataType] = {
+    "address": pl.String(),
+    "blocked_until": pl.Datetime("us", "UTC"),
+}
+SAMPLE = pl.Struct({"line": pl.String(), "src": pl.Int32(), "offset": pl.Int64()})
+BAN_SCHEMA: dict[str, pl.DataType] = {
+    "address": pl.String(),
     "banned_at": pl.Datetime("us", "UTC"),
     "first": pl.Datetime("us", "UTC"),
     "samples": pl.List(SAMPLE),
@@ -72,7 +75,9 @@ def detect(
     found: list[pl.DataFrame] = []
     findtime = timedelta(seconds=params.findtime)
     bantime_expr = (
-        pl.lit(FOREVER) if params.bantime < 0 else pl.col("banned_at") + timedelta(seconds=params.bantime)
+        pl.lit(FOREVER)
+        if params.bantime < 0
+        else pl.col("banned_at") + timedelta(seconds=params.bantime)
     )
     while f.height >= k:
         start = pl.col("time").shift(k - 1).over("address")
@@ -88,15 +93,21 @@ def detect(
         first_hit = (
             candidates.filter(pl.col("reach"))
             .group_by("address")
-            .agg(pl.col("n").first().alias("hit_n"), pl.col("time").first().alias("banned_at"),
-                 pl.col("start").first().alias("first"))  # fmt: skip
+            .agg(
+                pl.col("n").first().alias("hit_n"),
+                pl.col("time").first().alias("banned_at"),
+                pl.col("start").first().alias("first"),
+            )
         )
         samples = (
             candidates.join(first_hit, on="address")
             .filter(pl.col("n").is_between(pl.col("hit_n") - SAMPLE_LINES + 1, pl.col("hit_n")))
             .group_by("address")
-            .agg(pl.struct(pl.col("line").str.slice(0, SAMPLE_CHARS), "src", "offset")
-                 .alias("samples"))  # fmt: skip
+            .agg(
+                pl.struct(pl.col("line").str.slice(0, SAMPLE_CHARS), "src", "offset").alias(
+                    "samples"
+                )
+            )
         )
         bans = first_hit.join(samples, on="address").select(list(BAN_SCHEMA))
         found.append(bans)
@@ -108,9 +119,7 @@ def detect(
             .drop("banned_at", "until")
         )
     all_bans = (
-        pl.concat(found).sort("banned_at", "address")
-        if found
-        else pl.DataFrame(schema=BAN_SCHEMA)
+        pl.concat(found).sort("banned_at", "address") if found else pl.DataFrame(schema=BAN_SCHEMA)
     )
     return all_bans, f
 

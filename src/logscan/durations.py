@@ -8,14 +8,30 @@ from __future__ import annotations
 import re
 
 _UNITS = {
-    "s": 1, "sec": 1, "second": 1, "seconds": 1,
-    "m": 60, "min": 60, "minute": 60, "minutes": 60,
-    "h": 3600, "hour": 3600, "hours": 3600,
-    "d": 86400, "day": 86400, "days": 86400,
-    "w": 604800, "week": 604800, "weeks": 604800,
-    "mo": 2592000, "month": 2592000, "months": 2592000,
-    "y": 31536000, "year": 31536000, "years": 31536000,
-}  # fmt: skip
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 604800,
+    "week": 604800,
+    "weeks": 604800,
+    "mo": 2592000,
+    "month": 2592000,
+    "months": 2592000,
+    "y": 31536000,
+    "year": 31536000,
+    "years": 31536000,
+}
 _PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*")
 
 
@@ -27,10 +43,8 @@ def parse_duration(value: object, *, allow_forever: bool = False) -> int:
         seconds = value
     elif isinstance(value, str):
         text = value.strip().lower()
-        if text in ("-1", "forever", "permanent"):
-            seconds = -1
-        else:
-            seconds = _parse_text(text, value)
+        forever = text in ("-1", "forever", "permanent")
+        seconds = -1 if forever else _parse_text(text, value)
     else:
         raise ValueError(f"not a duration: {value!r}")
     if seconds == -1 and allow_forever:

@@ -77,8 +77,14 @@ class Ban:
     def from_record(cls, r: dict[str, Any]) -> Ban:
         banned_at = parse_iso(r["banned_at"])
         assert banned_at is not None
-        return cls(r["jail"], r["address"], banned_at, parse_iso(r.get("expires_at")),
-                   r.get("origin", "detector"), r.get("why") or {})  # fmt: skip
+        return cls(
+            r["jail"],
+            r["address"],
+            banned_at,
+            parse_iso(r.get("expires_at")),
+            r.get("origin", "detector"),
+            r.get("why") or {},
+        )
 
 
 @dataclass(frozen=True)
@@ -136,8 +142,9 @@ class Ledger:
             try:
                 ledger._apply(json.loads(raw))
             except (ValueError, KeyError, TypeError):
-                raise StateError(f"{ledger.path}: record {n + 1} after offset {ledger.offset} "
-                                 "is corrupt") from None  # fmt: skip
+                raise StateError(
+                    f"{ledger.path}: record {n + 1} after offset {ledger.offset} is corrupt"
+                ) from None
         ledger.offset = end
         return ledger
 
@@ -155,7 +162,9 @@ class Ledger:
     def bans_in(self, jail: str) -> list[Ban]:
         return [b for (j, _), b in self.active.items() if j == jail]
 
-    def record(self, bans: Iterable[Ban], unbans: Iterable[Unban], now: datetime) -> tuple[list[Ban], list[Unban]]:
+    def record(
+        self, bans: Iterable[Ban], unbans: Iterable[Unban], now: datetime
+    ) -> tuple[list[Ban], list[Unban]]:
         """Append what is new (idempotently) and fsync; returns what was actually recorded."""
         new_bans: list[Ban] = []
         new_unbans: list[Unban] = []
@@ -166,8 +175,10 @@ class Ledger:
                 new_unbans.append(u)
         for b in bans:
             current = self.active.get((b.jail, b.address))
-            if current is not None and current.active_at(now) and not any(
-                u.ban == current for u in new_unbans
+            if (
+                current is not None
+                and current.active_at(now)
+                and not any(u.ban == current for u in new_unbans)
             ):
                 continue  # already banned there: never twice
             records.append(b.to_record(now))
@@ -185,11 +196,18 @@ class Ledger:
     def write_snapshot(self) -> None:
         if self.snapshot_offset == self.offset:
             return
-        write_json(self.state_dir / SNAPSHOT, {
-            "v": FORMAT_VERSION,
-            "offset": self.offset,
-            "active": [b.to_record(b.banned_at) for b in sorted(self.active.values(),
-                                                                key=lambda b: (b.jail, b.address))],
-            "totals": {j: {"bans": t.bans, "unbans": t.unbans} for j, t in sorted(self.totals.items())},
-        })  # fmt: skip
+        write_json(
+            self.state_dir / SNAPSHOT,
+            {
+                "v": FORMAT_VERSION,
+                "offset": self.offset,
+                "active": [
+                    b.to_record(b.banned_at)
+                    for b in sorted(self.active.values(), key=lambda b: (b.jail, b.address))
+                ],
+                "totals": {
+                    j: {"bans": t.bans, "unbans": t.unbans} for j, t in sorted(self.totals.items())
+                },
+            },
+        )
         self.snapshot_offset = self.offset

@@ -62,8 +62,10 @@ class RunSummary:
             "read_anything": self.read_anything,
             "files": {p: vars(s) for p, s in self.files.items()},
             "jails": {j: vars(s) for j, s in self.jails.items()},
-            "bans": [{"jail": b.jail, "address": b.address, "expires_at": iso(b.expires_at)}
-                     for b in self.bans],  # fmt: skip
+            "bans": [
+                {"jail": b.jail, "address": b.address, "expires_at": iso(b.expires_at)}
+                for b in self.bans
+            ],
             "unbans": [{"jail": u.ban.jail, "address": u.ban.address} for u in self.unbans],
             "warnings": self.warnings,
         }
@@ -73,8 +75,9 @@ def jails_for_file(config: Config, label: str) -> list[JailConfig]:
     return [j for j in config.jails if any(fnmatch.fnmatch(label, p) for p in j.logpaths)]
 
 
-def run(config: Config, state_dir: Path, *, dry_run: bool = False,
-        now: datetime | None = None) -> RunSummary:  # fmt: skip
+def run(
+    config: Config, state_dir: Path, *, dry_run: bool = False, now: datetime | None = None
+) -> RunSummary:
     """Do one run; returns what happened. Raises LogscanError subclasses on failure."""
     ensure_dir(state_dir)
     summary = RunSummary()
@@ -105,9 +108,14 @@ def run(config: Config, state_dir: Path, *, dry_run: bool = False,
     return summary
 
 
-def _process(config: Config, plan: ReadPlan, checkpoint: Checkpoint, ledger: Ledger,
-             now: datetime, summary: RunSummary
-             ) -> tuple[list[Ban], pl.DataFrame, dict[str, FileState]]:  # fmt: skip
+def _process(
+    config: Config,
+    plan: ReadPlan,
+    checkpoint: Checkpoint,
+    ledger: Ledger,
+    now: datetime,
+    summary: RunSummary,
+) -> tuple[list[Ban], pl.DataFrame, dict[str, FileState]]:
     import polars as pl
 
     from .addresses import NetworkSet
@@ -137,10 +145,13 @@ def _process(config: Config, plan: ReadPlan, checkpoint: Checkpoint, ledger: Led
                 _tally(summary, jail.name, result)
                 found[jail.name].append(
                     result.failures.select(
-                        "address", "time", "ignored",
+                        "address",
+                        "time",
+                        "ignored",
                         pl.lit(None, pl.String).alias("line"),
-                        pl.lit(src, pl.Int32).alias("src"), "offset",
-                    )  # fmt: skip
+                        pl.lit(src, pl.Int32).alias("src"),
+                        "offset",
+                    )
                 )
         fsum.skipped += reader.long_lines
         fsum.bytes += reader.bytes_read
@@ -161,15 +172,19 @@ def _process(config: Config, plan: ReadPlan, checkpoint: Checkpoint, ledger: Led
         js = summary.jails.setdefault(jail.name, JailSummary())
         js.ignored += int(new["ignored"].sum())
         checkpoint.count(jail.name, "failures", new.height)
-        counting = pl.concat([
-            old_window.filter(pl.col("jail") == jail.name).select(list(FAILURE_COLUMNS)),
-            new.filter(~pl.col("ignored")).select(list(FAILURE_COLUMNS)),
-        ])  # fmt: skip
+        counting = pl.concat(
+            [
+                old_window.filter(pl.col("jail") == jail.name).select(list(FAILURE_COLUMNS)),
+                new.filter(~pl.col("ignored")).select(list(FAILURE_COLUMNS)),
+            ]
+        )
         active = pl.DataFrame(
-            {"address": [b.address for b in ledger.bans_in(jail.name)],
-             "blocked_until": [b.expires_at or FOREVER for b in ledger.bans_in(jail.name)]},
+            {
+                "address": [b.address for b in ledger.bans_in(jail.name)],
+                "blocked_until": [b.expires_at or FOREVER for b in ledger.bans_in(jail.name)],
+            },
             schema={"address": pl.String, "blocked_until": pl.Datetime("us", "UTC")},
-        )  # fmt: skip
+        )
         params = JailParams(jail.maxretry, jail.findtime, jail.bantime)
         found_bans, rest = detect(counting, active, params)
         rest = _with_lines(prune_window(rest, now, jail.findtime), plan)
@@ -181,10 +196,23 @@ def _process(config: Config, plan: ReadPlan, checkpoint: Checkpoint, ledger: Led
                 js.historic_bans += 1
                 continue
             samples = _sample_lines(row["samples"], plan)
-            why = {"count": jail.maxretry, "first": iso(row["first"]),
-                   "last": iso(row["banned_at"]), "findtime": jail.findtime, "samples": samples}  # fmt: skip
-            bans.append(Ban(jail.name, row["address"], row["banned_at"],
-                            None if jail.bantime < 0 else ends, "detector", why))  # fmt: skip
+            why = {
+                "count": jail.maxretry,
+                "first": iso(row["first"]),
+                "last": iso(row["banned_at"]),
+                "findtime": jail.findtime,
+                "samples": samples,
+            }
+            bans.append(
+                Ban(
+                    jail.name,
+                    row["address"],
+                    row["banned_at"],
+                    None if jail.bantime < 0 else ends,
+                    "detector",
+                    why,
+                )
+            )
     window = pl.concat(windows) if windows else checkpoint.load_window()
     return bans, window, files
 

@@ -16,8 +16,9 @@ from .ledger import Ledger, iso
 from .statefiles import read_json
 
 
-def collect_status(config: Config, state_dir: Path, jail: str | None = None,
-                   now: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+def collect_status(
+    config: Config, state_dir: Path, jail: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     if jail is not None:
         config.jail(jail) if any(j.name == jail for j in config.jails) else _unknown(jail)
@@ -30,22 +31,36 @@ def collect_status(config: Config, state_dir: Path, jail: str | None = None,
         counters = cp.counters.get(j.name, {})
         bans = sorted(ledger.bans_in(j.name), key=lambda b: (b.banned_at, b.address))
         totals = ledger.totals.get(j.name)
-        jails.append({
-            "jail": j.name,
-            "filter": j.filter_name,
-            "files": [p for p in cp.files if any(_match(p, g) for g in j.logpaths)],
-            "currently_failed": counters.get("currently_failed", 0),
-            "total_failed": counters.get("failures", 0),
-            "currently_banned": len(bans),
-            "total_banned": totals.bans if totals else 0,
-            "banned": [{"address": b.address, "banned_at": iso(b.banned_at),
-                        "expires_at": iso(b.expires_at), "origin": b.origin,
-                        "remaining": None if b.expires_at is None else
-                        max(0, int((b.expires_at - now).total_seconds()))} for b in bans],
-            "actions": list(j.actions),
-        })  # fmt: skip
-    return {"now": iso(now), "last_run": cp.last_run.get("at"), "jails": jails,
-            "actions": _action_status(state_dir)}  # fmt: skip
+        jails.append(
+            {
+                "jail": j.name,
+                "filter": j.filter_name,
+                "files": [p for p in cp.files if any(_match(p, g) for g in j.logpaths)],
+                "currently_failed": counters.get("currently_failed", 0),
+                "total_failed": counters.get("failures", 0),
+                "currently_banned": len(bans),
+                "total_banned": totals.bans if totals else 0,
+                "banned": [
+                    {
+                        "address": b.address,
+                        "banned_at": iso(b.banned_at),
+                        "expires_at": iso(b.expires_at),
+                        "origin": b.origin,
+                        "remaining": None
+                        if b.expires_at is None
+                        else max(0, int((b.expires_at - now).total_seconds())),
+                    }
+                    for b in bans
+                ],
+                "actions": list(j.actions),
+            }
+        )
+    return {
+        "now": iso(now),
+        "last_run": cp.last_run.get("at"),
+        "jails": jails,
+        "actions": _action_status(state_dir),
+    }
 
 
 def _unknown(jail: str) -> None:
@@ -67,8 +82,10 @@ def _action_status(state_dir: Path) -> dict[str, Any]:
         return out
     for f in sorted(folder.glob("*.json")):
         raw = read_json(f) or {}
-        out[f.stem] = {"applied": len(raw.get("applied", {})),
-                       "failing": list(raw.get("failing", {}).values())}  # fmt: skip
+        out[f.stem] = {
+            "applied": len(raw.get("applied", {})),
+            "failing": list(raw.get("failing", {}).values()),
+        }
     return out
 
 
@@ -84,16 +101,19 @@ def render_status(data: dict[str, Any]) -> str:
             "`- Actions",
             f"   |- Currently banned: {j['currently_banned']}",
             f"   |- Total banned:     {j['total_banned']}",
-            "   `- Banned IP list:   "
-            + (" ".join(b["address"] for b in j["banned"]) or "-"),
+            "   `- Banned IP list:   " + (" ".join(b["address"] for b in j["banned"]) or "-"),
         ]
         for b in j["banned"]:
             left = "forever" if b["remaining"] is None else format_duration(b["remaining"])
-            lines.append(f"        {b['address']:<40} until {b['expires_at'] or 'forever'} "
-                         f"({left} left, {b['origin']})")  # fmt: skip
+            lines.append(
+                f"        {b['address']:<40} until {b['expires_at'] or 'forever'} "
+                f"({left} left, {b['origin']})"
+            )
     for name, a in data["actions"].items():
         lines.append(f"Action {name}: {a['applied']} applied, {len(a['failing'])} failing")
         for f in a["failing"]:
-            lines.append(f"   {f['op']} {f['jail']} {f['address']}: {f['error']} "
-                         f"(attempt {f['attempts']}, next try {f['next_try']})")  # fmt: skip
+            lines.append(
+                f"   {f['op']} {f['jail']} {f['address']}: {f['error']} "
+                f"(attempt {f['attempts']}, next try {f['next_try']})"
+            )
     return "\n".join(lines)

@@ -21,18 +21,35 @@ def print_run_summary(s: RunSummary, *, dry_run: bool) -> None:
     else:
         typer.echo("nothing new to read")
     if s.jails:
-        rows2 = [(j, v.failures, v.ignored, v.spoofed, v.unparsed, v.historic_bans)
-                 for j, v in sorted(s.jails.items())]  # fmt: skip
-        typer.echo(tabulate(rows2, headers=["jail", "failures", "ignoreip", "spoofed header",
-                                            "unparsed lines", "expired in history"]))  # fmt: skip
+        rows2 = [
+            (j, v.failures, v.ignored, v.spoofed, v.unparsed, v.historic_bans)
+            for j, v in sorted(s.jails.items())
+        ]
+        typer.echo(
+            tabulate(
+                rows2,
+                headers=[
+                    "jail",
+                    "failures",
+                    "ignoreip",
+                    "spoofed header",
+                    "unparsed lines",
+                    "expired in history",
+                ],
+            )
+        )
     for b in s.bans:
-        typer.echo(f"ban    {b.jail} {b.address} until {iso(b.expires_at) or 'forever'}"
-                   f" ({b.why.get('count', '?')} failures from {b.why.get('first', '?')})")  # fmt: skip
+        typer.echo(
+            f"ban    {b.jail} {b.address} until {iso(b.expires_at) or 'forever'}"
+            f" ({b.why.get('count', '?')} failures from {b.why.get('first', '?')})"
+        )
     for u in s.unbans:
         typer.echo(f"unban  {u.ban.jail} {u.ban.address} ({u.reason})")
     if dry_run:
         typer.echo("dry run: actions not run")
     for r in s.actions:
         if r.banned or r.unbanned or r.failed or r.deferred:
-            typer.echo(f"action {r.name}: {len(r.banned)} applied, {len(r.unbanned)} lifted, "
-                       f"{len(r.failed)} failed, {r.deferred} waiting to retry")  # fmt: skip
+            typer.echo(
+                f"action {r.name}: {len(r.banned)} applied, {len(r.unbanned)} lifted, "
+                f"{len(r.failed)} failed, {r.deferred} waiting to retry"
+            )

@@ -73,8 +73,9 @@ def reconcile(config: Config, ledger: Ledger, state_dir: Path, now: datetime) ->
     return [reconcile_one(config.actions[n], config, ledger, state_dir, now) for n in names]
 
 
-def reconcile_one(spec: ActionSpec, config: Config, ledger: Ledger, state_dir: Path,
-                  now: datetime) -> ActionReport:  # fmt: skip
+def reconcile_one(
+    spec: ActionSpec, config: Config, ledger: Ledger, state_dir: Path, now: datetime
+) -> ActionReport:
     state = ActionState.load(action_state_path(state_dir, spec.name))
     report = ActionReport(spec.name)
     want = desired_bans(config, ledger, spec.name, now)

@@ -9,7 +9,7 @@ from __future__ import annotations
 FORMATS: dict[str, str] = {
     # The seed's format: NPM's proxy format plus the Cloudflare visitor's address.
     "default_plus_cf": (
-        '[$time_local] $upstream_cache_status $upstream_status $status - $request_method $scheme '
+        "[$time_local] $upstream_cache_status $upstream_status $status - $request_method $scheme "
         '$host "$request_uri" [Client $remote_addr] [CF-conn-IP $http_cf_connecting_ip] '
         '[Length $body_bytes_sent] [Gzip $gzip_ratio] [Sent-to $server] "$http_user_agent" '
         '"$http_referer"'
@@ -17,7 +17,7 @@ FORMATS: dict[str, str] = {
     # Nginx Proxy Manager's stock formats (docker/rootfs/etc/nginx/nginx.conf): `proxy` for
     # proxy hosts (proxy-host-N_access.log), `standard` for the fallback/default host.
     "npm_proxy": (
-        '[$time_local] $upstream_cache_status $upstream_status $status - $request_method $scheme '
+        "[$time_local] $upstream_cache_status $upstream_status $status - $request_method $scheme "
         '$host "$request_uri" [Client $remote_addr] [Length $body_bytes_sent] [Gzip $gzip_ratio] '
         '[Sent-to $server] "$http_user_agent" "$http_referer"'
     ),

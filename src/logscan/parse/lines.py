@@ -71,7 +71,9 @@ def _blank_invalid_utf8(chunk: bytes) -> tuple[bytes, list[int]]:
     return bytes(buf), bad
 
 
-def read_lines(chunk: bytes, base_offset: int, max_line_bytes: int) -> tuple[pl.DataFrame, LineCounts]:
+def read_lines(
+    chunk: bytes, base_offset: int, max_line_bytes: int
+) -> tuple[pl.DataFrame, LineCounts]:
     """Lines of ``chunk`` (which ends with b"\\n") as a frame: ``line`` and file ``offset``."""
     clean, bad = _blank_invalid_utf8(chunk)
     crlf = b"\r\n" in clean
@@ -85,7 +87,7 @@ def read_lines(chunk: bytes, base_offset: int, max_line_bytes: int) -> tuple[pl.
         df = df.with_columns(pl.col("line").str.strip_suffix("\x01"))
     bad_offsets = pl.Series([base_offset + b for b in bad], dtype=pl.Int64)
     flags = df.select(
-        invalid=pl.col("offset").is_in(bad_offsets),
+        invalid=pl.col("offset").is_in(bad_offsets.implode()),
         nul=pl.col("line").str.contains("\x00", literal=True),
         too_long=pl.col("line").str.len_bytes() > max_line_bytes,
     )

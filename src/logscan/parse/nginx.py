@@ -145,11 +145,15 @@ def parse_format(lines: pl.LazyFrame, fmt: CompiledFormat, tz: str) -> pl.LazyFr
                 .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
                 .dt.convert_time_zone("UTC")
             )
-    uri = field("request_uri") if "request_uri" in cols else (
-        field("request").str.extract(r"^[A-Z_]+ (\S+)", 1)
+    uri = (
+        field("request_uri")
+        if "request_uri" in cols
+        else (field("request").str.extract(r"^[A-Z_]+ (\S+)", 1))
     )
-    method = field("request_method") if "request_method" in cols else (
-        field("request").str.extract(r"^([A-Z_]+) ", 1)
+    method = (
+        field("request_method")
+        if "request_method" in cols
+        else (field("request").str.extract(r"^([A-Z_]+) ", 1))
     )
     return lf.with_columns(
         parsed=pl.col("_f").struct.field(fmt.columns[0]).is_not_null(),

@@ -19,7 +19,6 @@ import re
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any, BinaryIO
 
 FINGERPRINT_BYTES = 1024
@@ -99,7 +98,7 @@ def fingerprint(path: str, length: int, compressed: bool = False) -> str | None:
 def _open(path: str, compressed: bool) -> BinaryIO:
     if compressed:
         return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")  # noqa: SIM115 - returned to the caller's with-block
+    return open(path, "rb")
 
 
 def plan_reads(patterns: Iterable[str], tracked: dict[str, FileState]) -> ReadPlan:
@@ -203,7 +202,9 @@ def _rotated_tail(
 ) -> list[Segment]:
     """Segments for a tracked file that is no longer where it was: its unread tail, then any
     whole generations rotated after it (two rotations between runs)."""
-    gens = [g for g in _generations(prev.path, live_paths) if (g[2].st_dev, g[2].st_ino) not in live_ids]
+    gens = [
+        g for g in _generations(prev.path, live_paths) if (g[2].st_dev, g[2].st_ino) not in live_ids
+    ]
     # copytruncate: the path still exists (same inode, shorter); the copy is among the generations.
     found = None
     for i, (gpath, gz, gst) in enumerate(gens):
@@ -212,13 +213,18 @@ def _rotated_tail(
             break
     if found is None:
         if prev.offset > 0:
-            warnings.append(f"{prev.path}: rotated or deleted, and its previous content was not "
-                            "found next to it; any lines written after the last run are lost")  # fmt: skip
+            warnings.append(
+                f"{prev.path}: rotated or deleted, and its previous content was not "
+                "found next to it; any lines written after the last run are lost"
+            )
         return []
     segs = []
     gpath, gz, _ = gens[found]
-    segs.append(Segment(prev.path, gpath, prev.offset, None, compressed=gz, live=False,
-                        skip_line=prev.skip_line))  # fmt: skip
+    segs.append(
+        Segment(
+            prev.path, gpath, prev.offset, None, compressed=gz, live=False, skip_line=prev.skip_line
+        )
+    )
     for gpath, gz, _ in reversed(gens[:found]):  # oldest first
         segs.append(Segment(prev.path, gpath, 0, None, compressed=gz, live=False))
     return segs
@@ -321,5 +327,4 @@ class ChunkReader:
             new_fp = fingerprint(self.segment.read_path, want)
             if new_fp is not None:
                 fp, fp_len = new_fp, want
-        return replace(planned, offset=self.offset, fp=fp, fp_len=fp_len,
-                       skip_line=self.skip_line)  # fmt: skip
+        return replace(planned, offset=self.offset, fp=fp, fp_len=fp_len, skip_line=self.skip_line)

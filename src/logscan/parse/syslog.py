@@ -1,0 +1,65 @@
+"""syslog lines (``/var/log/auth.log``) and journal entries into time, identifier and message.
+
+A file line is ``MMM dd HH:MM:SS host ident[pid]: message`` (or with an RFC 3339 time, as
+rsyslog's high-precision format writes); a journal entry arrives as ``ident[pid]: message`` with
+its trusted time already in a ``time`` column. Year-less dates get the year that puts them at
+most a day after ``now`` (so December lines read in January land in the right year). The
+message is returned as written: filters match it anchored, never the whole line.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+_FILE_RE = (
+    r"^(?:(?P<bsd>[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2})"
+    r"|(?P<iso>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?P<zone>Z|[+-]\d{2}:\d{2})?))"
+    r" (?P<hostname>\S+) (?P<ident>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: (?P<message>.*)$"
+)
+_JOURNAL_RE = r"^(?P<ident>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: (?P<message>.*)$"
+
+
+def _bsd_time(text: pl.Expr, tz: str, now: datetime) -> pl.Expr:
+    year = now.year
+    this_year = (
+        pl.concat_str(pl.lit(f"{year} "), text)
+        .str.strptime(pl.Datetime("us"), "%Y %b %e %H:%M:%S", strict=False)
+        .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone("UTC")
+    )
+    limit = pl.lit(now).cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)
+    return pl.when(this_year > limit).then(this_year.dt.offset_by("-1y")).otherwise(this_year)
+
+
+def _iso_time(text: pl.Expr, zone: pl.Expr, tz: str) -> pl.Expr:
+    with_zone = text.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%#z", strict=False)
+    local = (
+        text.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False)
+        .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone("UTC")
+    )
+    return pl.when(zone.is_not_null()).then(with_zone).otherwise(local)
+
+
+def parse_syslog(lines: pl.LazyFrame, tz: str, now: datetime, *, journal: bool) -> pl.LazyFrame:
+    """Add ``time`` (UTC; kept as given for journal entries), ``ident``, ``pid``, ``message``."""
+    if journal:
+        g = pl.col("line").str.extract_groups(_JOURNAL_RE)
+        return lines.with_columns(
+            ident=g.struct.field("ident"),
+            pid=g.struct.field("pid"),
+            message=g.struct.field("message"),
+        )
+    g = pl.col("line").str.extract_groups(_FILE_RE)
+    bsd, iso, zone = (g.struct.field(n) for n in ("bsd", "iso", "zone"))
+    time = (
+        pl.when(bsd.is_not_null()).then(_bsd_time(bsd, tz, now)).otherwise(_iso_time(iso, zone, tz))
+    )
+    return lines.with_columns(
+        time=time,
+        ident=g.struct.field("ident"),
+        pid=g.struct.field("pid"),
+        message=g.struct.field("message"),
+    )

@@ -1,0 +1,136 @@
+"""Configuration: durations, the example file, and bad configurations reported in full."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLE, logscan
+from logscan.config import load_config
+from logscan.durations import parse_duration
+from logscan.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        (600, 600),
+        ("600", 600),
+        ("10m", 600),
+        ("2h", 7200),
+        ("1d", 86400),
+        ("1w", 604800),
+        ("1h30m", 5400),
+        ("90s", 90),
+    ],
+)
+def test_durations(text: object, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_forever_only_where_allowed() -> None:
+    assert parse_duration(-1, allow_forever=True) == -1
+    assert parse_duration("-1", allow_forever=True) == -1
+    for bad in (-1, "10x", "", "h", True, 0, "1.5.2h"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_example_reproduces_the_seed() -> None:
+    cfg = load_config(EXAMPLE)
+    jails = {j.name: j for j in cfg.jails}
+    assert set(jails) == {"sshd", "npm-404", "npm-403", "npm-forbidden", "npm-protocol"}
+    assert all(j.bantime == 7200 and j.findtime == 600 for j in cfg.jails)
+    assert jails["npm-404"].maxretry == 10
+    assert all(j.maxretry == 3 for n, j in jails.items() if n != "npm-404")
+    assert [str(n) for n in jails["npm-403"].ignoreip] == [
+        "127.0.0.1/32",
+        "192.168.1.0/24",
+        "10.100.0.3/32",
+    ]
+    assert jails["sshd"].actions == ("iptables", "telegram-notif")
+    assert jails["npm-404"].actions == ("cloudflare-firewall", "telegram-notif")
+
+
+BAD = """
+[defaults]
+bantime = "2 fortnights"
+findtime = "10m"
+maxretry = 3
+ignoreip = ["127.0.0.1/32", "192.168.1.300/24"]
+colour = "blue"
+
+[jails.web]
+logpath = "/var/log/nginx/*.log"
+filter = "no-such-filter"
+actions = ["no-such-action"]
+
+[jails.custom]
+logpath = "/var/log/x.log"
+filter = "mine"
+
+[filters.mine]
+failregex = ["Failed login from <HOST> (unclosed"]
+"""
+
+
+def test_every_problem_is_reported_with_file_and_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(BAD)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    text = str(err.value)
+    for key in (
+        "defaults.bantime",
+        "defaults.ignoreip",
+        "defaults.colour",
+        "jails.web.filter",
+        "jails.web.actions",
+        "filters.mine.failregex[0]",
+    ):
+        assert f"{cfg}: {key}:" in text, key
+    assert "192.168.1.300/24" in text and "no-such-filter" in text and "no-such-action" in text
+
+
+@pytest.mark.parametrize("command", [["check"], ["run"], ["run", "-v"]])
+def test_cli_exits_2_and_touches_no_state(tmp_path: Path, command: list[str]) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(BAD)
+    state = tmp_path / "state"
+    res = logscan("--config", str(cfg), "--state-dir", str(state), *command)
+    assert res.returncode == 2
+    assert "defaults.bantime" in res.stderr and "jails.web.filter" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not state.exists()
+
+
+def test_missing_and_invalid_toml(tmp_path: Path) -> None:
+    res = logscan(
+        "--config", str(tmp_path / "nope.toml"), "--state-dir", str(tmp_path / "s"), "run"
+    )
+    assert res.returncode == 2 and "not found" in res.stderr
+    bad = tmp_path / "broken.toml"
+    bad.write_text("[defaults\nbantime=")
+    res = logscan("--config", str(bad), "--state-dir", str(tmp_path / "s"), "check")
+    assert res.returncode == 2 and "invalid TOML" in res.stderr
+
+
+def test_jail_overrides_and_fail2ban_style_lists(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("""
+[defaults]
+ignoreip = "127.0.0.1/8 ::1 10.0.0.0/8"
+actions = "log"
+[jails.a]
+logpath = "/tmp/a.log"
+filter = "npm-404"
+bantime = -1
+findtime = "1h"
+maxretry = 7
+ignoreip = ["2001:db8::/32"]
+""")
+    jail = load_config(cfg).jails[0]
+    assert (jail.bantime, jail.findtime, jail.maxretry) == (-1, 3600, 7)
+    assert [str(n) for n in jail.ignoreip] == ["2001:db8::/32"]
+    assert jail.actions == ("log",)
