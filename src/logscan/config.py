@@ -373,7 +373,7 @@ class _Validator:
 
     def resolve(self, p: str) -> Path:
         path = Path(p).expanduser()
-        return path if path.is_absolute() else self.base / path
+        return Path(os.path.normpath(path if path.is_absolute() else self.base / path))
 
     def jail(
         self,

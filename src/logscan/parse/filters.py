@@ -14,7 +14,7 @@ from typing import Protocol
 import polars as pl
 
 from ..addresses import NetworkSet
-from ..config import FilterSpec, FormatFilterSpec
+from ..config import FilterSpec, FormatFilterSpec, SshdFilterSpec
 from .attribution import attribute
 from .nginx import FIELD_COLUMNS, CompiledFormat, compile_format, parse_format
 
@@ -112,7 +112,39 @@ class FormatFilter:
         return result
 
 
+SSHD_IDENTIFIERS = ("sshd", "sshd-session")  # OpenSSH 9.8+ logs sessions as sshd-session
+
+
+@dataclass
+class SshdFilter:
+    """The built-in OpenSSH filter over syslog lines or journal entries (``time`` column given)."""
+
+    mode: str
+
+    def failures(self, lines: pl.DataFrame, ctx: ParseContext) -> FilterResult:
+        from .sshd_rules import match_sshd
+        from .syslog import parse_syslog
+
+        journal = "time" in lines.columns
+        parsed = parse_syslog(lines.lazy(), ctx.tz, ctx.now, journal=journal)
+        frame = (
+            parsed.with_columns(_ok=pl.col("message").is_not_null())
+            .filter(pl.col("ident").is_in(SSHD_IDENTIFIERS) | ~pl.col("_ok"))
+            .with_columns(match_sshd(pl.col("message"), self.mode).alias("_m"))
+            .unnest("_m")
+            .collect()
+        )
+        unparsed = int((~frame["_ok"]).sum())
+        hits = frame.filter(pl.col("rule").is_not_null() & ~pl.col("nofail"))
+        no_time = int(hits["time"].is_null().sum())
+        hits = hits.filter(pl.col("time").is_not_null())
+        hits = attribute(hits, ctx.trusted, ctx.ignored, host_col="host")
+        return FilterResult(conform(hits), unparsed=unparsed, no_time=no_time)
+
+
 def compile_filter(spec: FilterSpec) -> Filter:
     if isinstance(spec, FormatFilterSpec):
         return FormatFilter(tuple(compile_format(f) for f in spec.formats), spec.status, spec.match)
+    if isinstance(spec, SshdFilterSpec):
+        return SshdFilter(spec.mode)
     raise NotImplementedError(f"filter kind {type(spec).__name__} is not wired yet")

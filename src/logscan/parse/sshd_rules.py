@@ -1,0 +1,317 @@
+"""The built-in sshd filter: which OpenSSH log messages are failures, and whose.
+
+This module holds the rules as data (``RULES``) and ``match_sshd``, which applies them to a whole
+column of sshd messages with Polars expressions. A *message* is the text after ``sshd[PID]: `` or
+``sshd-session[PID]: `` (OpenSSH 9.8+); finding it in a syslog or journald line is the source
+reader's job, and so is keeping only lines that sshd itself wrote.
+
+It must never take the address from text a client wrote. User names (``ssh -l 'x from 6.6.6.6
+port 22'``), client banners, disconnect reasons and certificate IDs all reach the log verbatim
+(spaces included), so every pattern is anchored at both ends and takes ``host`` from the
+structure sshd generates at the *end* of the message (``from <IP> port N ssh2``, ``<IP> port N
+[preauth]``, ...) with a greedy user group in front of it: a forged ``from <IP>`` inside the user
+name stays inside ``user``. Where client text can also follow the address (certificate IDs,
+hostbased client names), that text is restricted to contain no space, which makes the split
+unique; lines that do not fit are not matched at all rather than guessed. ``host`` is only the
+shape of an IPv4/IPv6 literal: validate it with ``logscan.addresses.parse_address`` before use.
+Host names (``UseDNS yes``) are never matched: a PTR record is the attacker's to choose.
+
+Modes follow fail2ban's ``filter.d/sshd.conf``:
+
+* ``normal``: failed logins (per guess on real accounts, per connection on non-existent ones, see
+  below), refused users, ``maximum authentication attempts exceeded``, ``ROOT LOGIN REFUSED``,
+  TCP-wrappers refusals, Jsch ``Auth fail`` and ``Change of username`` disconnects;
+* ``ddos``: normal + connections that fail before or during the key exchange (no identification
+  string, bad banner, ``ssh_dispatch_run_fatal``) + every disconnect in the pre-authentication
+  phase (``Connection closed/reset by ... [preauth]``, ``Disconnected from ... [preauth]``,
+  ``Disconnecting ...: Too many authentication failures [preauth]``);
+* ``extra``: normal + ``Unable to negotiate``, ``No supported authentication methods`` and
+  ``Disconnected from invalid/authenticating user ... [preauth]``;
+* ``aggressive``: all of the above.
+
+``nofail`` rules are helpers: they say who is talking (host, user) but are not counted, because
+another line of the same connection already counts the event. Choices that differ from fail2ban:
+
+* ``Failed <method> for invalid user X`` (every method, ``none`` included) is a helper: sshd has
+  already logged ``Invalid user X from ...`` for that connection, and that line is the failure.
+  fail2ban counts both, so one invalid-user connection costs 2-3 failures there, 1 here.
+* ``pam_unix(sshd:auth): authentication failure`` and ``Failed publickey`` for a real account are
+  helpers, as in fail2ban (the ``Failed password`` line counts; a user whose agent offers several
+  keys must not be banned).
+* Hostless lines (``kex_exchange_identification: ...``, ``Disconnecting: Too many authentication
+  failures``, ``User X not allowed because account is locked``) are not matched: fail2ban ties them
+  to another line of the same PID, which a per-message rule cannot do. The banner-exchange failure
+  that follows ``kex_exchange_identification`` is counted on the line sshd logs right after it,
+  ``Connection closed|reset by <IP> port N`` (no ``[preauth]``: the connection never reached the
+  pre-authentication child), in ddos mode.
+* ``Received disconnect from <IP> port N:11: ... [preauth]`` is a helper in every mode: the
+  ``Disconnected from ... [preauth]`` line that follows it counts in ddos/extra/aggressive.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+MODES: tuple[str, ...] = ("normal", "ddos", "extra", "aggressive")
+
+
+@dataclass(frozen=True)
+class SshdRule:
+    """One failregex: ``pattern`` is matched against a whole sshd message (``^...$``).
+
+    The pattern names the attacker's address ``host`` (always) and the user name ``user`` (when
+    the message has one). ``modes`` lists the filter modes the rule is part of; a ``nofail`` rule
+    identifies the client without counting as a failure.
+    """
+
+    name: str
+    pattern: str
+    modes: frozenset[str]
+    nofail: bool = False
+
+
+_ALL = frozenset(MODES)
+_DDOS = frozenset({"ddos", "aggressive"})
+_EXTRA = frozenset({"extra", "aggressive"})
+_DDOS_EXTRA = frozenset({"ddos", "extra", "aggressive"})
+
+# "error: ", "fatal: ", "error: PAM: " (fail2ban's __pref): sshd prefixes some messages with them.
+_PRE = r"^(?:(?:error|fatal): (?:PAM: )?)?"
+# The shape of an address literal, nothing more (validated later). It holds no space, so it cannot
+# swallow the text around it; the IPv6 form also takes IPv4-mapped addresses (::ffff:a.b.c.d).
+_IPV4 = r"(?:\d{1,3}\.){3}\d{1,3}"
+_IPV6 = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.\d{1,3}){3})?"
+_HOST = rf"(?P<host>{_IPV4}|{_IPV6})"
+# Greedy on purpose: with the tail anchored at `$`, the *last* "from <IP> port N" wins, and anything
+# the client put in front of it (spaces, "from 6.6.6.6 port 22", "[preauth]") stays in the user.
+_USER = r"(?P<user>.*)"
+_PORT_OPT = r"(?: port \d+)?"
+_PREAUTH_OPT = r"(?: \[preauth\])?"
+
+# `Failed <method> for ...`: the methods sshd logs. GSSAPI is left out on purpose: some versions
+# append the client's principal after "ssh2: ", free text this filter cannot delimit safely.
+_METHOD = r"(?:password|keyboard-interactive(?:/[\w-]+)?|publickey|hostbased|none|unknown)"
+# What sshd appends after "ssh2: " for key-based methods (auth.c format_method_key). Every part
+# is restricted to contain no space, so no "from <IP> port N ssh2" can hide in it: a certificate's
+# key ID and hostbased "client user"/"client host" are client-chosen; lines where they contain a
+# space are not matched (a failure missed, never a forged address).
+_KEY_TYPE = r"[A-Z0-9][A-Z0-9-]*"
+_FINGERPRINT = (
+    r"(?:(?:SHA256|SHA384|SHA512|MD5):[A-Za-z0-9+/=:]+|[0-9a-f]{2}(?::[0-9a-f]{2}){15}|\(null\))"
+)
+_HOSTBASED = r'client user "[^" ]*", client host "[^" ]*"'
+_KEY_INFO = (
+    rf"(?:{_KEY_TYPE} {_FINGERPRINT}"
+    rf"|{_KEY_TYPE}-CERT(?: {_FINGERPRINT})? ID [^ ]* \(serial \d+\) CA {_KEY_TYPE} {_FINGERPRINT})"
+    rf"(?:, {_HOSTBASED})?"
+)
+_AUTH_TAIL = rf" port \d+ ssh[12](?:: {_KEY_INFO})?{_PREAUTH_OPT}$"
+
+_NOT_ALLOWED = (
+    r"(?:not listed in AllowUsers|listed in DenyUsers|not in any group"
+    r"|a group is listed in DenyGroups|none of user's groups are listed in AllowGroups)"
+)
+# ssh_err() texts after "Connection from <IP> port N: " (no digits, colons or dots: no address).
+_SSH_ERROR = r"[A-Za-z][A-Za-z ,'()-]*"
+
+RULES: tuple[SshdRule, ...] = (
+    # --- all modes ------------------------------------------------------------------------------
+    SshdRule(
+        "invalid-user",
+        rf"{_PRE}(?:[iI]nvalid|[iI]llegal) user {_USER} from {_HOST}{_PORT_OPT}{_PREAUTH_OPT}$",
+        _ALL,
+    ),
+    # Always preceded by "Invalid user X from ..." in the same connection, which is the failure.
+    SshdRule(
+        "failed-invalid-user",
+        rf"{_PRE}Failed {_METHOD} for invalid user {_USER} from {_HOST}{_AUTH_TAIL}",
+        _ALL,
+        nofail=True,
+    ),
+    # A real account whose client offers several keys logs one of these per key (fail2ban gh-1263).
+    SshdRule(
+        "failed-publickey",
+        rf"{_PRE}Failed publickey for {_USER} from {_HOST}{_AUTH_TAIL}",
+        _ALL,
+        nofail=True,
+    ),
+    SshdRule(
+        "failed-auth",
+        rf"{_PRE}Failed {_METHOD} for {_USER} from {_HOST}{_AUTH_TAIL}",
+        _ALL,
+    ),
+    SshdRule(
+        "max-auth-attempts",
+        rf"{_PRE}maximum authentication attempts exceeded for (?:invalid user )?{_USER} "
+        rf"from {_HOST}{_PORT_OPT}(?: ssh[12])?{_PREAUTH_OPT}$",
+        _ALL,
+    ),
+    SshdRule(
+        "user-not-allowed",
+        rf"{_PRE}User {_USER} from {_HOST} not allowed because {_NOT_ALLOWED}{_PREAUTH_OPT}$",
+        _ALL,
+    ),
+    # PAM's own line before sshd's "Failed password": a helper, as in fail2ban. The user= field
+    # comes after rhost=, so it cannot move the address.
+    SshdRule(
+        "pam-auth-failure",
+        rf"{_PRE}pam_[a-z0-9]+\(sshd:auth\):\s+authentication failure;"
+        rf"(?:\s+(?:logname|e?uid|tty)=\S*){{0,4}}\s+ruser=\S*\s+rhost={_HOST}"
+        rf"(?:\s+user=(?P<user>.*?))?{_PREAUTH_OPT}$",
+        _ALL,
+        nofail=True,
+    ),
+    # "error: PAM: Authentication failure for [illegal user ]X from <IP>" (keyboard-interactive).
+    SshdRule(
+        "pam-error",
+        rf"{_PRE}(?:[aA]uthentication (?:failure|error|failed)"
+        rf"|User not known to the underlying authentication module) "
+        rf"for (?:illegal user |invalid user )?{_USER} from {_HOST}(?: via \S+)?{_PORT_OPT}"
+        rf"{_PREAUTH_OPT}$",
+        _ALL,
+    ),
+    SshdRule(
+        "root-login-refused",
+        rf"{_PRE}(?P<user>ROOT) LOGIN REFUSED FROM {_HOST}{_PORT_OPT}{_PREAUTH_OPT}$",
+        _ALL,
+    ),
+    # TCP wrappers (libwrap): "refused connect from <name> (<IP>)".
+    SshdRule("refused-connect", rf"{_PRE}refused connect from \S+ \({_HOST}\)$", _ALL),
+    # Jsch clients: "Received disconnect from <IP> port N:3: com.jcraft...JSchException: Auth fail".
+    SshdRule(
+        "auth-fail-disconnect",
+        rf"{_PRE}Received disconnect from {_HOST}{_PORT_OPT}:\s*3: .*: Auth fail{_PREAUTH_OPT}$",
+        _ALL,
+    ),
+    # Both user names in the parentheses are client-chosen: no spaces allowed anywhere, so the
+    # address is the only "<IP> port N:" the message can hold.
+    SshdRule(
+        "username-change",
+        rf"{_PRE}Disconnecting (?:invalid|authenticating) user (?P<user>\S+) {_HOST} port \d+: "
+        r"Change of username or service not allowed: \(\S*\) -> \(\S*\) \[preauth\]$",
+        _ALL,
+    ),
+    # Client's own disconnect during authentication; "Disconnected from ... [preauth]" follows.
+    SshdRule(
+        "preauth-bye",
+        rf"{_PRE}Received disconnect from {_HOST}{_PORT_OPT}:\s*11: .*\[preauth\]$",
+        _ALL,
+        nofail=True,
+    ),
+    # --- ddos: failures before/while negotiating, and pre-authentication disconnects ------------
+    SshdRule(
+        "no-identification",
+        rf"{_PRE}Did not receive identification string from {_HOST}{_PORT_OPT}$",
+        _DDOS,
+    ),
+    # The quoted banner is the client's: the address is taken after its closing "' from ".
+    SshdRule(
+        "bad-protocol-version",
+        rf"{_PRE}Bad protocol version identification '.*' from {_HOST}{_PORT_OPT}$",
+        _DDOS,
+    ),
+    SshdRule(
+        "banner-invalid-format",
+        rf"{_PRE}banner exchange: Connection from {_HOST}{_PORT_OPT}: invalid format$",
+        _DDOS,
+    ),
+    # Logged right after "kex_exchange_identification: Connection closed by remote host" /
+    # "read: Connection reset by peer": the same failed connection, now with its address.
+    SshdRule(
+        "banner-exchange-closed",
+        rf"{_PRE}Connection (?:closed|reset) by {_HOST} port \d+$",
+        _DDOS,
+    ),
+    SshdRule(
+        "dispatch-fatal",
+        rf"{_PRE}ssh_dispatch_run_fatal: Connection from "
+        rf"(?:(?:invalid|authenticating) user {_USER} )?{_HOST} port \d+: {_SSH_ERROR}"
+        rf"{_PREAUTH_OPT}$",
+        _DDOS,
+    ),
+    SshdRule(
+        "too-many-auth-failures",
+        rf"{_PRE}Disconnecting (?:invalid|authenticating) user {_USER} {_HOST} port \d+: "
+        r"Too many authentication failures \[preauth\]$",
+        _DDOS,
+    ),
+    # Before "closed-preauth", which matches the same lines: this subset is in extra mode too.
+    SshdRule(
+        "disconnected-user-preauth",
+        rf"{_PRE}Disconnected from (?:invalid|authenticating) user {_USER} {_HOST}{_PORT_OPT}"
+        r" \[preauth\]$",
+        _DDOS_EXTRA,
+    ),
+    SshdRule(
+        "closed-preauth",
+        rf"{_PRE}(?:Connection (?:closed|reset) by|Disconnected from) "
+        rf"(?:(?:invalid|authenticating) user {_USER} )?{_HOST}{_PORT_OPT} \[preauth\]$",
+        _DDOS,
+    ),
+    # --- extra ----------------------------------------------------------------------------------
+    SshdRule(
+        "no-auth-methods",
+        rf"{_PRE}Received disconnect from {_HOST}{_PORT_OPT}:\s*14: "
+        rf"No(?: supported)? authentication methods available{_PREAUTH_OPT}$",
+        _EXTRA,
+    ),
+    # "Their offer: ..." is the client's list, after the address.
+    SshdRule(
+        "unable-to-negotiate",
+        rf"{_PRE}Unable to negotiate with {_HOST}{_PORT_OPT}: no matching [\w -]+? found\. "
+        r"Their offer: .*$",
+        _EXTRA,
+    ),
+)
+
+_GROUP_NAME = re.compile(r"\(\?P<(\w+)>")
+_MARK = "_matched"
+
+
+def rules_for_mode(mode: str) -> tuple[SshdRule, ...]:
+    """The rules of ``mode``, in priority order; ValueError for an unknown mode."""
+    if mode not in MODES:
+        raise ValueError(f"unknown sshd filter mode {mode!r} (known: {', '.join(MODES)})")
+    return tuple(rule for rule in RULES if mode in rule.modes)
+
+
+def match_sshd(messages: pl.Expr, mode: str) -> pl.Expr:
+    """Classify each sshd message of a column: a struct of ``rule``, ``host``, ``user``, ``nofail``.
+
+    ``messages`` is a String expression of messages (prefix already removed). For each row,
+    ``rule`` is the name of the first rule of ``mode`` (``RULES`` order) that matches, ``host`` and
+    ``user`` are its captures (``user`` null when the rule has none) and ``nofail`` its flag; all
+    four are null when nothing matches. Use it as
+    ``frame.with_columns(match_sshd(pl.col("message"), "normal").alias("m")).unnest("m")``.
+    Raises ValueError for an unknown mode.
+
+    Each rule is one ``str.extract_groups`` over the whole column (an empty leading group marks a
+    match, so an empty capture is told apart from no match); a ``when/then`` chain then picks the
+    first matching rule, so captures never mix between rules.
+    """
+    rules = rules_for_mode(mode)
+    hits: list[pl.Expr] = []
+    hosts: list[pl.Expr] = []
+    users: list[pl.Expr] = []
+    for rule in rules:
+        caught = messages.str.extract_groups(f"(?P<{_MARK}>){rule.pattern}")
+        hits.append(caught.struct.field(_MARK).is_not_null())
+        hosts.append(caught.struct.field("host"))
+        has_user = "user" in _GROUP_NAME.findall(rule.pattern)
+        users.append(caught.struct.field("user") if has_user else pl.lit(None, pl.String))
+    # Index of the first matching rule; each column then takes the value of that rule only (a
+    # null user of the winning rule must not be filled from a later rule that also matched).
+    first = pl.coalesce([pl.when(hit).then(pl.lit(i, pl.UInt16)) for i, hit in enumerate(hits)])
+
+    def pick(values: list[pl.Expr]) -> pl.Expr:
+        return pl.coalesce([pl.when(first == i).then(v) for i, v in enumerate(values)])
+
+    return pl.struct(
+        rule=pick([pl.lit(rule.name, pl.String) for rule in rules]),
+        host=pick(hosts),
+        user=pick(users),
+        nofail=pick([pl.lit(rule.nofail, pl.Boolean) for rule in rules]),
+    )
