@@ -12,6 +12,7 @@ minute on every server), so everything that needs it lives in ``_process``.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,10 +92,13 @@ def run(
         patterns = sorted({p for j in config.jails for p in j.logpaths})
         plan = plan_reads(patterns, checkpoint.files)
         summary.warnings.extend(plan.warnings)
+        journals = [
+            j for j in config.jails if j.journal is not None and _journal_has_new(j, checkpoint)
+        ]
         bans: list[Ban] = []
         window = None
-        if plan.has_work:
-            bans, window, files = _process(config, plan, checkpoint, ledger, now, summary)
+        if plan.has_work or journals:
+            bans, window, files = _process(config, plan, journals, checkpoint, ledger, now, summary)
         else:
             files = plan.states
         unbans = ledger.due(now)
@@ -108,9 +112,20 @@ def run(
     return summary
 
 
+def _journal_has_new(jail: JailConfig, checkpoint: Checkpoint) -> bool:
+    from .sources.journal_probe import journal_has_new
+
+    spec = jail.journal
+    assert spec is not None
+    return journal_has_new(
+        spec.matches, checkpoint.cursors.get(jail.name), files=spec.files, directory=spec.directory
+    )
+
+
 def _process(
     config: Config,
     plan: ReadPlan,
+    journals: list[JailConfig],
     checkpoint: Checkpoint,
     ledger: Ledger,
     now: datetime,
@@ -159,6 +174,20 @@ def _process(
             files[seg.label] = reader.final_state(plan.states[seg.label])
     for label, state in plan.states.items():
         files.setdefault(label, state)
+    for jail in journals:
+        for frame in _read_journal(jail, checkpoint, summary):
+            result = filters[jail.name].failures(frame, contexts[jail.name])
+            _tally(summary, jail.name, result)
+            found[jail.name].append(
+                result.failures.select(
+                    "address",
+                    "time",
+                    "ignored",
+                    "line",
+                    pl.lit(None, pl.Int32).alias("src"),
+                    pl.lit(None, pl.Int64).alias("offset"),
+                )
+            )
 
     old_window = checkpoint.load_window()
     windows: list[pl.DataFrame] = []
@@ -215,6 +244,39 @@ def _process(
             )
     window = pl.concat(windows) if windows else checkpoint.load_window()
     return bans, window, files
+
+
+def _read_journal(
+    jail: JailConfig, checkpoint: Checkpoint, summary: RunSummary
+) -> Iterator[pl.DataFrame]:
+    """New entries of the jail's journal source, in batches; the cursor moves in the checkpoint
+    (committed with the offsets, so a crash re-reads rather than skips)."""
+    import polars as pl
+
+    from .sources.journal import read_journal
+
+    spec = jail.journal
+    assert spec is not None
+    label = f"journal:{jail.name}"
+    fsum = summary.files.setdefault(label, FileSummary())
+    while True:
+        got = read_journal(
+            spec.matches,
+            checkpoint.cursors.get(jail.name),
+            files=spec.files,
+            directory=spec.directory,
+        )
+        if got.warning:
+            summary.warnings.append(f"{label}: {got.warning}")
+        if got.cursor:
+            checkpoint.cursors[jail.name] = got.cursor
+        else:
+            checkpoint.cursors.pop(jail.name, None)
+        fsum.lines += got.frame.height
+        if got.frame.height:
+            yield got.frame.select("time", "line", pl.lit(None, pl.Int64).alias("offset"))
+        if got.complete:
+            return
 
 
 def _add_counts(fsum: FileSummary, counts: LineCounts) -> None:
