@@ -20,18 +20,38 @@ EXPECTED = {
     ("npm-forbidden", "198.51.100.23"),
     ("npm-protocol", "198.51.100.150"),
 }
-NEVER = {"192.168.1.66", "10.100.0.3", "192.0.2.200", "192.0.2.1", "192.0.2.2", "6.6.6.6",
-         "172.21.0.2"}  # fmt: skip
+NEVER = {
+    "192.168.1.66",
+    "10.100.0.3",
+    "192.0.2.200",
+    "192.0.2.1",
+    "192.0.2.2",
+    "6.6.6.6",
+    "172.21.0.2",
+}
 
 
 def test_example_under_crons_bare_environment(tmp_path: Path) -> None:
     exe = shutil.which("logscan", path=str(Path(sys.executable).parent))
     assert exe
     state = tmp_path / "state"
-    cmd = [exe, "--config", str(EXAMPLE), "--state-dir", str(state), "run", "--dry-run",
-           "--now", "2026-11-20T08:20:00Z"]  # fmt: skip
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SHELL": "/bin/sh",
-           "LOGNAME": "root"}  # cron's environment  # fmt: skip
+    cmd = [
+        exe,
+        "--config",
+        str(EXAMPLE),
+        "--state-dir",
+        str(state),
+        "run",
+        "--dry-run",
+        "--now",
+        "2026-11-20T08:20:00Z",
+    ]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "SHELL": "/bin/sh",
+        "LOGNAME": "root",
+    }  # cron's environment
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd="/")
     assert (res.returncode, res.stdout, res.stderr) == (0, "", "")
     records = [json.loads(x) for x in (state / "ledger.jsonl").read_text().splitlines()]

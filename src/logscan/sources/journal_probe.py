@@ -14,9 +14,15 @@ from pathlib import Path
 from ..errors import LogscanError
 
 
-def journal_has_new(matches: Sequence[str], cursor: str | None, *, files: Sequence[Path] = (),
-                    directory: Path | None = None, journalctl: str = "journalctl",
-                    timeout: float = 30.0) -> bool:  # fmt: skip
+def journal_has_new(
+    matches: Sequence[str],
+    cursor: str | None,
+    *,
+    files: Sequence[Path] = (),
+    directory: Path | None = None,
+    journalctl: str = "journalctl",
+    timeout: float = 30.0,
+) -> bool:
     """True when an entry after ``cursor`` (or any entry, without one) matches, or when the
     cursor is no longer where it was (the full reader then decides what to do)."""
     argv = [journalctl, "-o", "json", "--no-pager", "--all"]
