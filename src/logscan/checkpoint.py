@@ -77,9 +77,12 @@ class Checkpoint:
             os.replace(tmp, path)
             self.window_file = name
         write_json(self.state_dir / STATE, self.to_json())
-        if window is not None and old_window and old_window != self.window_file:
-            with contextlib.suppress(OSError):
-                os.unlink(self.state_dir / old_window)
+        if window is not None and old_window != self.window_file:
+            # The old window, and any left by a run killed before its state.json was written.
+            for stale in self.state_dir.glob("window-*"):
+                if stale.name != self.window_file:
+                    with contextlib.suppress(OSError):
+                        stale.unlink()
             fsync_dir(self.state_dir)
 
     def to_json(self) -> dict[str, Any]:

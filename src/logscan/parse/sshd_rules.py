@@ -91,13 +91,18 @@ _USER = r"(?P<user>.*)"
 _PORT_OPT = r"(?: port \d+)?"
 _PREAUTH_OPT = r"(?: \[preauth\])?"
 
-# `Failed <method> for ...`: the methods sshd logs. GSSAPI is left out on purpose: some versions
-# append the client's principal after "ssh2: ", free text this filter cannot delimit safely.
-_METHOD = r"(?:password|keyboard-interactive(?:/[\w-]+)?|publickey|hostbased|none|unknown)"
-# What sshd appends after "ssh2: " for key-based methods (auth.c format_method_key). Every part
-# is restricted to contain no space, so no "from <IP> port N ssh2" can hide in it: a certificate's
-# key ID and hostbased "client user"/"client host" are client-chosen; lines where they contain a
-# space are not matched (a failure missed, never a forged address).
+# `Failed <method> for [invalid user ]<name> from <IP> port N ssh2[: <key info>]` (auth.c auth_log).
+# The name is the client's only after "invalid user " (otherwise it is a real account: no spaces).
+# The key info after "ssh2: " (auth.c format_method_key) holds client text too: a certificate's key
+# ID, hostbased "client user"/"client host". So a greedy name is used only when nothing follows
+# "ssh2" (the tail is then all sshd's); when key info follows, the name must be one word, which pins
+# the address right after it, and the client parts of the key info must hold no space. Lines that
+# fit neither (a spaced name *and* key info, a spaced certificate ID) are not matched: a missed
+# helper line, never a forged address.
+_METHODS = r"password|keyboard-interactive(?:/[\w-]+)?|publickey|hostbased|none|unknown"
+_METHOD = rf"(?:{_METHODS})"
+# GSSAPI failures may carry the client's principal after "ssh2: ": only for one-word real accounts.
+_METHOD_ANY = rf"(?:{_METHODS}|gssapi-[\w-]+)"
 _KEY_TYPE = r"[A-Z0-9][A-Z0-9-]*"
 _FINGERPRINT = (
     r"(?:(?:SHA256|SHA384|SHA512|MD5):[A-Za-z0-9+/=:]+|[0-9a-f]{2}(?::[0-9a-f]{2}){15}|\(null\))"
@@ -108,7 +113,9 @@ _KEY_INFO = (
     rf"|{_KEY_TYPE}-CERT(?: {_FINGERPRINT})? ID [^ ]* \(serial \d+\) CA {_KEY_TYPE} {_FINGERPRINT})"
     rf"(?:, {_HOSTBASED})?"
 )
-_AUTH_TAIL = rf" port \d+ ssh[12](?:: {_KEY_INFO})?{_PREAUTH_OPT}$"
+_AUTH_END = r" port \d+ ssh[12]$"
+_AUTH_KEY_END = rf" port \d+ ssh[12](?:: {_KEY_INFO})?$"
+_ACCOUNT = r"(?P<user>\S+)"
 
 _NOT_ALLOWED = (
     r"(?:not listed in AllowUsers|listed in DenyUsers|not in any group"
@@ -127,20 +134,26 @@ RULES: tuple[SshdRule, ...] = (
     # Always preceded by "Invalid user X from ..." in the same connection, which is the failure.
     SshdRule(
         "failed-invalid-user",
-        rf"{_PRE}Failed {_METHOD} for invalid user {_USER} from {_HOST}{_AUTH_TAIL}",
+        rf"{_PRE}Failed {_METHOD} for invalid user {_USER} from {_HOST}{_AUTH_END}",
+        _ALL,
+        nofail=True,
+    ),
+    SshdRule(
+        "failed-invalid-user-key",
+        rf"{_PRE}Failed {_METHOD} for invalid user {_ACCOUNT} from {_HOST}{_AUTH_KEY_END}",
         _ALL,
         nofail=True,
     ),
     # A real account whose client offers several keys logs one of these per key (fail2ban gh-1263).
     SshdRule(
         "failed-publickey",
-        rf"{_PRE}Failed publickey for {_USER} from {_HOST}{_AUTH_TAIL}",
+        rf"{_PRE}Failed publickey for {_ACCOUNT} from {_HOST}{_AUTH_KEY_END}",
         _ALL,
         nofail=True,
     ),
     SshdRule(
         "failed-auth",
-        rf"{_PRE}Failed {_METHOD} for {_USER} from {_HOST}{_AUTH_TAIL}",
+        rf"{_PRE}Failed {_METHOD_ANY} for {_ACCOUNT} from {_HOST}{_AUTH_KEY_END}",
         _ALL,
     ),
     SshdRule(
