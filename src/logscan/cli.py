@@ -168,6 +168,85 @@ def status(
         typer.echo(render_status(data))
 
 
+@app.command("test-filter")
+def test_filter(
+    ctx: typer.Context,
+    args: Annotated[
+        list[str],
+        typer.Argument(help="LOG FILTER (or just FILTER with --journal).", metavar="[LOG] FILTER"),
+    ],
+    journal: Annotated[bool, typer.Option("--journal", help="Read the systemd journal.")] = False,
+    match: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--match",
+            help="Journal match, e.g. _SYSTEMD_UNIT=ssh.service (repeatable; '+' for OR).",
+        ),
+    ] = None,
+    journal_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--journal-file", help="Read this journal file instead of the system journal."
+        ),
+    ] = None,
+    print_matched: Annotated[
+        bool, typer.Option("--print-matched", help="List matched lines.")
+    ] = False,
+    print_missed: Annotated[
+        bool, typer.Option("--print-missed", help="List missed lines.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Run a filter over a log and show what it matches, like fail2ban-regex.
+
+    FILTER is a configured filter name, a built-in (npm-404, npm-403, npm-protocol,
+    npm-forbidden, sshd) or a fail2ban filter file (.conf). LOG is a file, a glob or a .gz file.
+    Exits 2 for a missing log file or an invalid filter (fail2ban-regex exits 0 there).
+
+    Example: logscan test-filter /tmp/test-404.log npm-404
+
+    Example: logscan test-filter --print-matched "/srv/npm/logs/proxy-host-*_access.log" npm-403
+
+    Example: logscan test-filter --journal --match _SYSTEMD_UNIT=ssh.service sshd
+    """
+    g = _globals(ctx)
+    if journal != (len(args) == 1) or len(args) > 2:
+        typer.echo("logscan: give LOG FILTER, or FILTER with --journal", err=True)
+        raise typer.Exit(2)
+    config = _config(g) if g.config.exists() or g.config != DEFAULT_CONFIG else None
+    from .config import JournalSpec
+    from .testfilter import render, run_test_filter
+
+    spec = None
+    if journal:
+        matches = tuple(
+            match
+            or (
+                "_SYSTEMD_UNIT=ssh.service",
+                "+",
+                "SYSLOG_IDENTIFIER=sshd",
+                "+",
+                "SYSLOG_IDENTIFIER=sshd-session",
+            )
+        )
+        spec = JournalSpec(matches, tuple(journal_file or ()))
+    report = _guard(
+        g,
+        lambda: run_test_filter(
+            args[-1],
+            log=None if journal else args[0],
+            journal=spec,
+            config=config,
+            keep_matched=print_matched or as_json,
+            keep_missed=print_missed or as_json,
+        ),
+    )
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        typer.echo(render(report, print_matched=print_matched, print_missed=print_missed))
+
+
 def _parse_now(value: str | None, dry_run: bool) -> datetime | None:
     if value is None:
         return None

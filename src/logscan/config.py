@@ -99,6 +99,7 @@ class Config:
     timezone: str  # IANA name used for zone-less log times
     trusted_proxies: tuple[Network, ...]
     max_line_bytes: int
+    filters: Mapping[str, FilterSpec] = field(default_factory=dict)
 
     def ignore_set(self, jail: JailConfig) -> NetworkSet:
         return NetworkSet(jail.ignoreip)
@@ -277,7 +278,7 @@ class _Validator:
             self.problem("jails", "no jail is configured")
         if self.problems:
             raise ConfigError(self.problems)
-        return Config(self.path, tuple(jails), actions, timezone, trusted, max_line)
+        return Config(self.path, tuple(jails), actions, timezone, trusted, max_line, filters)
 
     def timezone(self, name: str) -> str:
         resolved = local_timezone() if name == "local" else name

@@ -16,7 +16,7 @@ import polars as pl
 from ..addresses import NetworkSet
 from ..config import FilterSpec, FormatFilterSpec, SshdFilterSpec
 from .attribution import attribute
-from .nginx import FIELD_COLUMNS, CompiledFormat, compile_format, parse_format
+from .nginx import FIELD_COLUMNS, TIME_FORMATS, CompiledFormat, compile_format, parse_format
 
 FAILURE_SCHEMA: dict[str, pl.DataType] = {
     "time": pl.Datetime("us", "UTC"),
@@ -47,6 +47,54 @@ class FilterResult:
 
 class Filter(Protocol):
     def failures(self, lines: pl.DataFrame, ctx: ParseContext) -> FilterResult: ...
+
+    def explain(self, lines: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
+        """Every line with its outcome (EXPLAIN_SCHEMA), for ``logscan test-filter``."""
+        ...
+
+
+# What `logscan test-filter` shows of each line: the same decisions as `failures`, kept for all
+# lines. `outcome` is matched (a failure), ignored (matched, but an ignore rule or a helper rule
+# that does not count), or missed.
+EXPLAIN_SCHEMA: dict[str, pl.DataType] = {
+    "row": pl.UInt32(),
+    "line": pl.String(),
+    "outcome": pl.String(),
+    "rule": pl.String(),
+    "address": pl.String(),
+    "time": pl.Datetime("us", "UTC"),
+    "spoofed": pl.Boolean(),
+    "ignoreip": pl.Boolean(),
+    "date_format": pl.String(),
+}
+
+
+def finish_explain(frame: pl.DataFrame, ctx: ParseContext, host_col: str) -> pl.DataFrame:
+    """Attribute the matched rows of ``frame`` (row, line, outcome, rule, time, date_format,
+    ``host_col`` and maybe cf_ip) and conform to EXPLAIN_SCHEMA. A match with no valid address
+    or no time becomes a miss, as it would never count."""
+    hits = frame.filter(pl.col("outcome") == "matched")
+    if "cf_ip" not in hits.columns:
+        hits = hits.with_columns(cf_ip=pl.lit(None, pl.String))
+    hits = attribute(
+        hits.filter(pl.col(host_col).is_not_null()), ctx.trusted, ctx.ignored, host_col=host_col
+    )
+    hits = hits.select("row", "address", "spoofed", pl.col("ignored").alias("ignoreip"))
+    out = frame.drop("address", strict=False).join(hits, on="row", how="left")
+    out = out.with_columns(
+        outcome=pl.when(
+            (pl.col("outcome") == "matched")
+            & (pl.col("address").is_null() | pl.col("time").is_null())
+        )
+        .then(pl.lit("missed"))
+        .otherwise(pl.col("outcome"))
+    )
+    return out.select(
+        [
+            (pl.col(n) if n in out.columns else pl.lit(None)).cast(t).alias(n)
+            for n, t in EXPLAIN_SCHEMA.items()
+        ]
+    ).sort("row")
 
 
 def empty_failures() -> pl.DataFrame:
@@ -111,6 +159,40 @@ class FormatFilter:
         result.unparsed = unparsed
         return result
 
+    def describe(self) -> str:
+        parts = []
+        if self.status:
+            parts.append(
+                "status " + ",".join(str(a) if a == b else f"{a}-{b}" for a, b in self.status)
+            )
+        parts += [f"{c} ~ {rx}" for c, rx in self.match]
+        return " and ".join(parts) or "any line"
+
+    def explain(self, lines: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
+        rest = (
+            lines.select("line")
+            .with_row_index("row")
+            .with_columns(offset=pl.col("row").cast(pl.Int64))
+        )
+        frames = []
+        for fmt in self.formats:
+            out = parse_format(rest.lazy(), fmt, ctx.tz).collect()
+            tf = TIME_FORMATS.get(fmt.time_column or "", ("", False))[0] or None
+            frames.append(
+                out.filter(pl.col("parsed")).with_columns(
+                    rule=pl.lit(f"{fmt.name}: {self.describe()}"), date_format=pl.lit(tf)
+                )
+            )
+            rest = out.filter(~pl.col("parsed")).select("row", "line", "offset")
+        frames.append(rest)
+        frame = pl.concat(frames, how="diagonal_relaxed")
+        matched = pl.col("parsed").fill_null(False) & self.condition().fill_null(False)
+        frame = frame.with_columns(
+            outcome=pl.when(matched).then(pl.lit("matched")).otherwise(pl.lit("missed")),
+            rule=pl.when(matched).then(pl.col("rule")),
+        )
+        return finish_explain(frame, ctx, "remote_addr")
+
 
 SSHD_IDENTIFIERS = ("sshd", "sshd-session")  # OpenSSH 9.8+ logs sessions as sshd-session
 
@@ -121,17 +203,40 @@ class SshdFilter:
 
     mode: str
 
-    def failures(self, lines: pl.DataFrame, ctx: ParseContext) -> FilterResult:
+    def _classify(self, lines: pl.LazyFrame, ctx: ParseContext, journal: bool) -> pl.LazyFrame:
         from .sshd_rules import match_sshd
         from .syslog import parse_syslog
 
-        journal = "time" in lines.columns
-        parsed = parse_syslog(lines.lazy(), ctx.tz, ctx.now, journal=journal)
-        frame = (
+        parsed = parse_syslog(lines, ctx.tz, ctx.now, journal=journal)
+        sshd = pl.col("ident").is_in(SSHD_IDENTIFIERS)
+        return (
             parsed.with_columns(_ok=pl.col("message").is_not_null())
-            .filter(pl.col("ident").is_in(SSHD_IDENTIFIERS) | ~pl.col("_ok"))
-            .with_columns(match_sshd(pl.col("message"), self.mode).alias("_m"))
+            .with_columns(match_sshd(pl.when(sshd).then(pl.col("message")), self.mode).alias("_m"))
             .unnest("_m")
+        )
+
+    def explain(self, lines: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
+        journal = "time" in lines.columns
+        base = lines.select("line", *(["time"] if journal else [])).with_row_index("row")
+        frame = self._classify(base.lazy(), ctx, journal).collect()
+        outcome = (
+            pl.when(pl.col("rule").is_null())
+            .then(pl.lit("missed"))
+            .when(pl.col("nofail"))
+            .then(pl.lit("ignored"))
+            .otherwise(pl.lit("matched"))
+        )
+        date = "journal" if journal else "syslog (MMM dd HH:MM:SS, or RFC 3339)"
+        frame = frame.with_columns(
+            outcome=outcome, date_format=pl.when(pl.col("time").is_not_null()).then(pl.lit(date))
+        )
+        return finish_explain(frame, ctx, "host")
+
+    def failures(self, lines: pl.DataFrame, ctx: ParseContext) -> FilterResult:
+        journal = "time" in lines.columns
+        frame = (
+            self._classify(lines.lazy(), ctx, journal)
+            .filter(pl.col("rule").is_not_null() | ~pl.col("_ok"))
             .collect()
         )
         unparsed = int((~frame["_ok"]).sum())

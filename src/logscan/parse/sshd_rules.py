@@ -92,17 +92,16 @@ _PORT_OPT = r"(?: port \d+)?"
 _PREAUTH_OPT = r"(?: \[preauth\])?"
 
 # `Failed <method> for [invalid user ]<name> from <IP> port N ssh2[: <key info>]` (auth.c auth_log).
-# The name is the client's only after "invalid user " (otherwise it is a real account: no spaces).
-# The key info after "ssh2: " (auth.c format_method_key) holds client text too: a certificate's key
-# ID, hostbased "client user"/"client host". So a greedy name is used only when nothing follows
-# "ssh2" (the tail is then all sshd's); when key info follows, the name must be one word, which pins
-# the address right after it, and the client parts of the key info must hold no space. Lines that
-# fit neither (a spaced name *and* key info, a spaced certificate ID) are not matched: a missed
-# helper line, never a forged address.
-_METHODS = r"password|keyboard-interactive(?:/[\w-]+)?|publickey|hostbased|none|unknown"
-_METHOD = rf"(?:{_METHODS})"
-# GSSAPI failures may carry the client's principal after "ssh2: ": only for one-word real accounts.
-_METHOD_ANY = rf"(?:{_METHODS}|gssapi-[\w-]+)"
+# The name is the client's only after "invalid user "; without that marker it is an existing
+# account, one word: matched as `\S+`, it pins the address right after it, whatever follows.
+# After "invalid user " the name may hold anything, and the key info after "ssh2: " (auth.c
+# format_method_key) holds client text too (a certificate's key ID, hostbased "client user" and
+# "client host"). So a greedy name is used only when the message ends at "ssh2" (the tail is then
+# all sshd's: the last "from <IP>" is the real one); with key info, the name must be one word and
+# the client parts of the key info must hold no space, so that no "from <IP> port N ssh2: " can be
+# shifted into or out of the name. Invalid-user lines that fit neither (a spaced name *and* key
+# info, a spaced certificate ID) are not matched: a helper missed, never a forged address.
+_METHOD = r"(?:password|keyboard-interactive(?:/[\w-]+)?|publickey|hostbased|none|unknown)"
 _KEY_TYPE = r"[A-Z0-9][A-Z0-9-]*"
 _FINGERPRINT = (
     r"(?:(?:SHA256|SHA384|SHA512|MD5):[A-Za-z0-9+/=:]+|[0-9a-f]{2}(?::[0-9a-f]{2}){15}|\(null\))"
@@ -114,7 +113,8 @@ _KEY_INFO = (
     rf"(?:, {_HOSTBASED})?"
 )
 _AUTH_END = r" port \d+ ssh[12]$"
-_AUTH_KEY_END = rf" port \d+ ssh[12](?:: {_KEY_INFO})?$"
+_AUTH_KEY_END = rf" port \d+ ssh[12]: {_KEY_INFO}$"
+_AUTH_ANY_END = r" port \d+ ssh[12](?:: .*)?$"
 _ACCOUNT = r"(?P<user>\S+)"
 
 _NOT_ALLOWED = (
@@ -147,13 +147,13 @@ RULES: tuple[SshdRule, ...] = (
     # A real account whose client offers several keys logs one of these per key (fail2ban gh-1263).
     SshdRule(
         "failed-publickey",
-        rf"{_PRE}Failed publickey for {_ACCOUNT} from {_HOST}{_AUTH_KEY_END}",
+        rf"{_PRE}Failed publickey for {_ACCOUNT} from {_HOST}{_AUTH_ANY_END}",
         _ALL,
         nofail=True,
     ),
     SshdRule(
         "failed-auth",
-        rf"{_PRE}Failed {_METHOD_ANY} for {_ACCOUNT} from {_HOST}{_AUTH_KEY_END}",
+        rf"{_PRE}Failed [\w/-]+ for {_ACCOUNT} from {_HOST}{_AUTH_ANY_END}",
         _ALL,
     ),
     SshdRule(
