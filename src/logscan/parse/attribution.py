@@ -13,17 +13,41 @@ import polars as pl
 from ..addresses import NetworkSet, parse_address
 
 
+_CACHE_MAX = 200_000
+_cache: dict[tuple[str, int, int], tuple[str | None, bool, bool]] = {}
+
+
+def _classify(raw: str, trusted: NetworkSet, ignored: NetworkSet) -> tuple[str | None, bool, bool]:
+    key = (raw, id(trusted), id(ignored))
+    hit = _cache.get(key)
+    if hit is None:
+        addr = parse_address(raw)
+        hit = (
+            None if addr is None else addr.compressed,
+            addr is not None and addr in trusted,
+            addr is not None and addr in ignored,
+        )
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()
+        _cache[key] = hit
+    return hit
+
+
 def _lookup(values: pl.Series, trusted: NetworkSet, ignored: NetworkSet) -> pl.DataFrame:
-    """One row per distinct raw address: normalised form (null if invalid) and memberships."""
+    """One row per distinct raw address: normalised form (null if invalid) and memberships.
+
+    Distinct addresses only (a few thousand for millions of lines), remembered across the
+    chunks of a run, so this Python loop never runs per line.
+    """
     raws: list[str] = values.drop_nulls().unique().to_list()
     norm: list[str | None] = []
     is_trusted: list[bool] = []
     is_ignored: list[bool] = []
-    for raw in raws:  # distinct addresses only: a few thousand for millions of lines
-        addr = parse_address(raw)
-        norm.append(None if addr is None else addr.compressed)
-        is_trusted.append(addr is not None and addr in trusted)
-        is_ignored.append(addr is not None and addr in ignored)
+    for raw in raws:
+        n, t, i = _classify(raw, trusted, ignored)
+        norm.append(n)
+        is_trusted.append(t)
+        is_ignored.append(i)
     return pl.DataFrame(
         {"raw": raws, "norm": norm, "trusted": is_trusted, "ignored": is_ignored},
         schema={"raw": pl.String, "norm": pl.String, "trusted": pl.Boolean, "ignored": pl.Boolean},

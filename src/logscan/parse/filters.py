@@ -16,7 +16,14 @@ import polars as pl
 from ..addresses import NetworkSet
 from ..config import FilterSpec, FormatFilterSpec, SshdFilterSpec
 from .attribution import attribute
-from .nginx import FIELD_COLUMNS, TIME_FORMATS, CompiledFormat, compile_format, parse_format
+from .nginx import (
+    FIELD_COLUMNS,
+    TIME_FORMATS,
+    CompiledFormat,
+    compile_format,
+    parse_format,
+    status_prefilter,
+)
 
 FAILURE_SCHEMA: dict[str, pl.DataType] = {
     "time": pl.Datetime("us", "UTC"),
@@ -119,10 +126,24 @@ class FormatFilter:
     status: tuple[tuple[int, int], ...]
     match: tuple[tuple[str, str], ...]
 
+    def prefilter(self) -> pl.Expr | None:
+        """A cheap test every failure line passes (see ``status_prefilter``), or None."""
+        tests = [status_prefilter(f, self.status) for f in self.formats]
+        if not tests or any(t is None for t in tests):
+            return None
+        return pl.col("line").str.contains("|".join(f"(?:{t})" for t in tests if t))
+
     def parse(self, lines: pl.DataFrame, tz: str) -> tuple[pl.DataFrame, int]:
-        """Every line parsed by the first format that fits; and how many fit none."""
+        """Candidate lines parsed by the first format that fits; and how many fit none.
+
+        Lines that cannot be failures (by the prefilter) are not parsed at all, so "fit none"
+        counts only candidates; ``explain`` (test-filter) parses every line.
+        """
         parsed: list[pl.DataFrame] = []
         rest = lines.select("line", "offset")
+        pre = self.prefilter()
+        if pre is not None:
+            rest = rest.filter(pre)
         for fmt in self.formats:
             if rest.height == 0:
                 break

@@ -43,12 +43,8 @@ def _blank_invalid_utf8(chunk: bytes) -> tuple[bytes, list[int]]:
 
     Returns the cleaned bytes and the offsets (within the chunk) of the replaced lines. The loop
     runs once per *invalid* line; valid stretches are checked by the C decoder in one call.
+    (Only called when Polars refused the chunk: valid chunks never pay for this.)
     """
-    try:
-        chunk.decode("utf-8")
-        return chunk, []
-    except UnicodeDecodeError:
-        pass
     buf = bytearray(chunk)
     bad: list[int] = []
     pos = 0
@@ -75,12 +71,16 @@ def read_lines(
     chunk: bytes, base_offset: int, max_line_bytes: int
 ) -> tuple[pl.DataFrame, LineCounts]:
     """Lines of ``chunk`` (which ends with b"\\n") as a frame: ``line`` and file ``offset``."""
-    clean, bad = _blank_invalid_utf8(chunk)
+    clean, bad = chunk, []
     crlf = b"\r\n" in clean
     if crlf:
         # Polars strips "\r\n"; keep each line's byte length by marking the CR instead.
         clean = clean.replace(b"\r\n", _CR_MARK)
-    df = pl.read_lines(clean)
+    try:
+        df = pl.read_lines(clean)  # validates UTF-8 itself, in Rust
+    except pl.exceptions.ComputeError:
+        clean, bad = _blank_invalid_utf8(clean)
+        df = pl.read_lines(clean)
     lengths = pl.col("line").str.len_bytes().cast(pl.Int64) + 1
     df = df.with_columns(offset=lengths.cum_sum() - lengths + base_offset)
     if crlf:

@@ -64,6 +64,7 @@ class CompiledFormat:
     name: str
     regex: str
     columns: tuple[str, ...]
+    status_context: tuple[str, str] | None = None  # literal text just around `$status`
 
     @property
     def time_column(self) -> str | None:
@@ -80,11 +81,16 @@ def compile_format(name_or_format: str) -> CompiledFormat:
         raise ValueError(f"unknown log format {name_or_format!r}")
     parts: list[str] = ["^"]
     columns: list[str] = []
+    status_context = None
     pos = 0
     for m in _VAR.finditer(fmt):
         literal = fmt[pos : m.start()]
         parts.append(_literal(literal))
         var = m.group(1) or m.group(2)
+        if var == "status" and literal:
+            after = fmt[m.end() :].split("$", 1)[0]
+            if after:
+                status_context = (literal[-1], after[:3])
         quoted = literal.endswith('"') and fmt[m.end() : m.end() + 1] == '"'
         pattern = _QUOTED if quoted else _VAR_PATTERNS.get(var, _HEADER)
         if var in columns:
@@ -95,7 +101,26 @@ def compile_format(name_or_format: str) -> CompiledFormat:
         pos = m.end()
     parts.append(_literal(fmt[pos:]))
     parts.append("$")
-    return CompiledFormat(name_or_format, "".join(parts), tuple(columns))
+    return CompiledFormat(name_or_format, "".join(parts), tuple(columns), status_context)
+
+
+def status_prefilter(fmt: CompiledFormat, ranges: tuple[tuple[int, int], ...]) -> str | None:
+    """A cheap regex every line with one of these statuses must contain, or None.
+
+    The full anchored parse costs far more than a search for `` 404 - ``; running it only on
+    the lines that pass this test is what makes a 1M-line backlog fast. It only ever narrows
+    the candidates: the full parse still decides.
+    """
+    if fmt.status_context is None or not ranges:
+        return None
+    alternatives = []
+    for lo, hi in ranges:
+        if hi - lo > 20:
+            alternatives.append(f"{lo // 100}\\d\\d" if lo // 100 == hi // 100 else r"\d{3}")
+        else:
+            alternatives.extend(str(n) for n in range(lo, hi + 1))
+    before, after = fmt.status_context
+    return re.escape(before) + "(?:" + "|".join(alternatives) + ")" + re.escape(after)
 
 
 def _literal(text: str) -> str:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, BinaryIO
 
 FINGERPRINT_BYTES = 1024
-DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024
+DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024  # peak memory is a few times this
 
 
 @dataclass(frozen=True)
