@@ -12,7 +12,6 @@ import polars as pl
 
 from ..addresses import NetworkSet, parse_address
 
-
 _CACHE_MAX = 200_000
 _cache: dict[tuple[str, int, int], tuple[str | None, bool, bool]] = {}
 
