@@ -228,11 +228,19 @@ class SshdFilter:
         from .sshd_rules import match_sshd
         from .syslog import parse_syslog
 
-        parsed = parse_syslog(lines, ctx.tz, ctx.now, journal=journal)
-        sshd = pl.col("ident").is_in(SSHD_IDENTIFIERS)
+        # Materialise the parsed columns first: `match_sshd` refers to its input once per rule,
+        # and an unevaluated expression there would be recomputed for every reference.
+        parsed = (
+            parse_syslog(lines, ctx.tz, ctx.now, journal=journal)
+            .with_columns(
+                _ok=pl.col("message").is_not_null(),
+                _msg=pl.when(pl.col("ident").is_in(SSHD_IDENTIFIERS)).then(pl.col("message")),
+            )
+            .collect()
+        )
         return (
-            parsed.with_columns(_ok=pl.col("message").is_not_null())
-            .with_columns(match_sshd(pl.when(sshd).then(pl.col("message")), self.mode).alias("_m"))
+            parsed.lazy()
+            .with_columns(match_sshd(pl.col("_msg"), self.mode).alias("_m"))
             .unnest("_m")
         )
 
