@@ -71,7 +71,8 @@ def read_lines(
     chunk: bytes, base_offset: int, max_line_bytes: int
 ) -> tuple[pl.DataFrame, LineCounts]:
     """Lines of ``chunk`` (which ends with b"\\n") as a frame: ``line`` and file ``offset``."""
-    clean, bad = chunk, []
+    clean: bytes = chunk
+    bad: list[int] = []
     crlf = b"\r\n" in clean
     if crlf:
         # Polars strips "\r\n"; keep each line's byte length by marking the CR instead.

@@ -6,15 +6,16 @@ column of sshd messages with Polars expressions. A *message* is the text after `
 reader's job, and so is keeping only lines that sshd itself wrote.
 
 It must never take the address from text a client wrote. User names (``ssh -l 'x from 6.6.6.6
-port 22'``), client banners, disconnect reasons and certificate IDs all reach the log verbatim
-(spaces included), so every pattern is anchored at both ends and takes ``host`` from the
-structure sshd generates at the *end* of the message (``from <IP> port N ssh2``, ``<IP> port N
-[preauth]``, ...) with a greedy user group in front of it: a forged ``from <IP>`` inside the user
-name stays inside ``user``. Where client text can also follow the address (certificate IDs,
-hostbased client names), that text is restricted to contain no space, which makes the split
-unique; lines that do not fit are not matched at all rather than guessed. ``host`` is only the
-shape of an IPv4/IPv6 literal: validate it with ``logscan.addresses.parse_address`` before use.
-Host names (``UseDNS yes``) are never matched: a PTR record is the attacker's to choose.
+port 22'``), client banners, disconnect reasons and certificate IDs reach the log verbatim, spaces
+included. So every pattern is anchored at both ends, and what surrounds ``host`` is built so that
+a message can be split in one way only: either the address sits in sshd's own text at the *end*
+(``from <IP> port N ssh2``, ``<IP> port N [preauth]``), after client text captured whole in
+``user``; or it sits right after sshd's fixed opening (``Received disconnect from <IP>``) or after
+a one-word real account name, before any client text. When client text lies on both sides (a
+spaced invalid user name *and* a certificate ID), the message is not matched at all: a line
+missed, never an address guessed. ``host`` is only the shape of an IPv4/IPv6 literal: validate it
+(``logscan.addresses.parse_address``) before use. Host names (``UseDNS yes``) are never matched:
+a PTR record is the attacker's to choose.
 
 Modes follow fail2ban's ``filter.d/sshd.conf``:
 
@@ -37,7 +38,8 @@ another line of the same connection already counts the event. Choices that diffe
   fail2ban counts both, so one invalid-user connection costs 2-3 failures there, 1 here.
 * ``pam_unix(sshd:auth): authentication failure`` and ``Failed publickey`` for a real account are
   helpers, as in fail2ban (the ``Failed password`` line counts; a user whose agent offers several
-  keys must not be banned).
+  keys must not be banned). So is ``error: PAM: Authentication failure for X from <IP>``, which
+  fail2ban counts: sshd logs ``Failed keyboard-interactive/pam for X`` for the same attempt.
 * Hostless lines (``kex_exchange_identification: ...``, ``Disconnecting: Too many authentication
   failures``, ``User X not allowed because account is locked``) are not matched: fail2ban ties them
   to another line of the same PID, which a per-message rule cannot do. The banner-exchange failure
@@ -85,8 +87,9 @@ _PRE = r"^(?:(?:error|fatal): (?:PAM: )?)?"
 _IPV4 = r"(?:\d{1,3}\.){3}\d{1,3}"
 _IPV6 = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.\d{1,3}){3})?"
 _HOST = rf"(?P<host>{_IPV4}|{_IPV6})"
-# Greedy on purpose: with the tail anchored at `$`, the *last* "from <IP> port N" wins, and anything
-# the client put in front of it (spaces, "from 6.6.6.6 port 22", "[preauth]") stays in the user.
+# Client text before the address: anything (spaces, "from 6.6.6.6 port 22", "[preauth]"). It is
+# safe only because every pattern using it ends in sshd's own text anchored at `$`, which can
+# absorb nothing: the only split left puts the real address in `host` and the rest in `user`.
 _USER = r"(?P<user>.*)"
 _PORT_OPT = r"(?: port \d+)?"
 _PREAUTH_OPT = r"(?: \[preauth\])?"
@@ -177,7 +180,9 @@ RULES: tuple[SshdRule, ...] = (
         _ALL,
         nofail=True,
     ),
-    # "error: PAM: Authentication failure for [illegal user ]X from <IP>" (keyboard-interactive).
+    # "error: PAM: Authentication failure for [illegal user ]X from <IP>": sshd echoing PAM during
+    # keyboard-interactive, always followed by "Failed keyboard-interactive/pam for X", which
+    # counts. A helper, like pam_unix's line (fail2ban counts both).
     SshdRule(
         "pam-error",
         rf"{_PRE}(?:[aA]uthentication (?:failure|error|failed)"
@@ -185,6 +190,7 @@ RULES: tuple[SshdRule, ...] = (
         rf"for (?:illegal user |invalid user )?{_USER} from {_HOST}(?: via \S+)?{_PORT_OPT}"
         rf"{_PREAUTH_OPT}$",
         _ALL,
+        nofail=True,
     ),
     SshdRule(
         "root-login-refused",
@@ -294,7 +300,9 @@ def rules_for_mode(mode: str) -> tuple[SshdRule, ...]:
 def match_sshd(messages: pl.Expr, mode: str) -> pl.Expr:
     """Classify each sshd message of a column: a struct of ``rule``, ``host``, ``user``, ``nofail``.
 
-    ``messages`` is a String expression of messages (prefix already removed). For each row,
+    ``messages`` is a String column of messages (prefix already removed); it is read once per
+    rule, so pass a materialised column, not a costly expression (Polars would evaluate it again
+    for every rule). For each row,
     ``rule`` is the name of the first rule of ``mode`` (``RULES`` order) that matches, ``host`` and
     ``user`` are its captures (``user`` null when the rule has none) and ``nofail`` its flag; all
     four are null when nothing matches. Use it as
@@ -302,8 +310,9 @@ def match_sshd(messages: pl.Expr, mode: str) -> pl.Expr:
     Raises ValueError for an unknown mode.
 
     Each rule is one ``str.extract_groups`` over the whole column (an empty leading group marks a
-    match, so an empty capture is told apart from no match); a ``when/then`` chain then picks the
-    first matching rule, so captures never mix between rules.
+    match, so an empty capture is told apart from no match); the index of the first matching rule
+    (``pl.coalesce`` over ``pl.when``) then selects every output, so captures never mix between
+    rules. About 2 s per million auth.log lines in normal mode, 3 s in aggressive (2 cores).
     """
     rules = rules_for_mode(mode)
     hits: list[pl.Expr] = []
