@@ -87,7 +87,7 @@ def test_every_problem_is_reported_with_file_and_key(tmp_path: Path) -> None:
         "defaults.colour",
         "jails.web.filter",
         "jails.web.actions",
-        "filters.mine.failregex[0]",
+        "filters.mine.failregex",
     ):
         assert f"{cfg}: {key}:" in text, key
     assert "192.168.1.300/24" in text and "no-such-filter" in text and "no-such-action" in text

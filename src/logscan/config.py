@@ -23,6 +23,7 @@ DEFAULT_CONFIG = Path("/etc/logscan/logscan.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/logscan")
 
 SSHD_MODES = ("normal", "ddos", "aggressive", "extra")
+MATCH_COLUMNS = ("method", "vhost", "uri", "user_agent", "user", "message", "remote_addr")
 
 
 @dataclass(frozen=True)
@@ -319,9 +320,8 @@ class _Validator:
         self.unknown(t, self.FILTER, prefix)
         if "file" in t:
             path = self.resolve(str(t["file"]))
-            if not path.is_file():
-                self.problem(f"{prefix}file", f"fail2ban filter file not found: {path}")
             mode = self.get(t, "mode", prefix, None, _string)
+            self.check_filter_file(f"{prefix}file", path, mode)
             return Fail2banFileSpec(path, mode)
         if t.get("type") == "sshd":
             mode = self.get(t, "mode", prefix, "normal", _string)
@@ -332,14 +332,12 @@ class _Validator:
             fail = self.get(t, "failregex", prefix, (), _strings)
             ignore = self.get(t, "ignoreregex", prefix, (), _strings)
             date = self.get(t, "datepattern", prefix, None, _string)
-            for i, rx in enumerate(fail):
-                self.check_regex(f"{prefix}failregex[{i}]", rx, need_host=True)
-            for i, rx in enumerate(ignore):
-                self.check_regex(f"{prefix}ignoreregex[{i}]", rx, need_host=False)
-            if date is not None:
-                self.check_datepattern(f"{prefix}datepattern", date)
-            if not fail:
-                self.problem(f"{prefix}failregex", "at least one failregex is needed")
+            from .parse.fail2ban_conf import FilterFileError, inline_filter
+
+            try:
+                inline_filter(self.path, fail, ignore, date)
+            except FilterFileError as exc:
+                self.problem(f"{prefix}{exc.key}", exc.message)
             return RegexFilterSpec(fail, ignore, date)
         if "format" in t or "formats" in t:
             from .parse.formats import is_known_format  # light: no Polars
@@ -353,24 +351,34 @@ class _Validator:
             status = self.get(t, "status", prefix, (), _status_ranges)
             match = self.get(t, "match", prefix, (), _column_regexes)
             for col, rx in match:
-                self.check_regex(f"{prefix}match.{col}", rx, need_host=False)
+                if col not in MATCH_COLUMNS:
+                    self.problem(
+                        f"{prefix}match.{col}",
+                        f"unknown column (known: {', '.join(MATCH_COLUMNS)})",
+                    )
+                self.check_regex(f"{prefix}match.{col}", rx)
             return FormatFilterSpec(tuple(formats), status, match)
         self.problem(f"filters.{name}", "needs one of: file, failregex, format, type = 'sshd'")
         return None
 
-    def check_regex(self, key: str, rx: str, *, need_host: bool) -> None:
-        from .parse.regex_check import regex_problem
+    def check_regex(self, key: str, rx: str) -> None:
+        """A column regex runs in Polars (Rust's regex syntax): check it there only if it is
+        not plain Python syntax either, to keep configuration loading free of Polars."""
+        try:
+            re.compile(rx)
+        except re.error as exc:
+            self.problem(key, f"regex does not compile: {exc}")
 
-        problem = regex_problem(rx, need_host=need_host)
-        if problem:
-            self.problem(key, problem)
+    def check_filter_file(self, key: str, path: Path, mode: str | None) -> None:
+        from .parse.fail2ban_conf import FilterFileError, load_filter
 
-    def check_datepattern(self, key: str, pattern: str) -> None:
-        from .parse.regex_check import datepattern_problem
-
-        problem = datepattern_problem(pattern)
-        if problem:
-            self.problem(key, problem)
+        if not path.is_file():
+            self.problem(key, f"fail2ban filter file not found: {path}")
+            return
+        try:
+            load_filter(path, mode)
+        except FilterFileError as exc:
+            self.problem(key, str(exc))
 
     def resolve(self, p: str) -> Path:
         path = Path(p).expanduser()
@@ -395,12 +403,12 @@ class _Validator:
         enabled = self.get(t, "enabled", prefix, True, _bool)
         filter_name = self.get(t, "filter", prefix, name, _string)
         spec = filters.get(filter_name)
-        if spec is None and filter_name.endswith(".conf"):
+        if spec is None and filter_name.endswith((".conf", ".local")):
             path = self.resolve(filter_name)
-            if path.is_file():
-                spec = Fail2banFileSpec(path)
-            else:
-                self.problem(f"{prefix}filter", f"fail2ban filter file not found: {path}")
+            self.check_filter_file(
+                f"{prefix}filter", path, t.get("mode") if isinstance(t.get("mode"), str) else None
+            )
+            spec = Fail2banFileSpec(path)
         elif spec is None:
             self.problem(
                 f"{prefix}filter",

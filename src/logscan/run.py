@@ -145,7 +145,9 @@ def _process(
         j.name: ParseContext(config.timezone, now, trusted, NetworkSet(j.ignoreip))
         for j in config.jails
     }
-    filters = {j.name: compile_filter(j.filter) for j in config.jails}
+    filters = {
+        j.name: compile_filter(j.filter, journal=j.journal is not None) for j in config.jails
+    }
     found: dict[str, list[pl.DataFrame]] = {j.name: [] for j in config.jails}
     files: dict[str, FileState] = {}
     for src, seg in enumerate(plan.segments):

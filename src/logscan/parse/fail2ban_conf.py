@@ -29,7 +29,7 @@ from __future__ import annotations
 import configparser
 import datetime as _dt
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -463,7 +463,7 @@ _FIXED_TAG_GROUPS: Mapping[str, tuple[str, ...]] = {"F-ID/": ("fid",), "F-PORT/"
 _DNS_TAGS = frozenset({"DNS", "F-DNS/"})
 _REGEX_TAG = re.compile(r"</?[\w\-]+/?>")
 _CUSTOM_TAG = re.compile(r"^(/?)F-([A-Z0-9_\-]+)$")
-_GROUP_ALIASES: Mapping[str, str] = {"id": "fid", "port": "fport"}
+GROUP_ALIASES: Mapping[str, str] = {"id": "fid", "port": "fport"}
 _GLOBAL_TO_LOCAL_FLAGS = re.compile(r"(?<!\\)\((?:\?:)?(\(\?[a-z]+)\)")
 FAILURE_ID_GROUPS = ("fid", "ip4", "ip6", "mlfid")
 _SKIPLINES = r"\n(?P<skiplines{n}>(?:(?:.*\n)*?))"
@@ -495,7 +495,7 @@ def _expand_tag(tag: str, state: _TagExpansion) -> str:
     if closing:
         return ")" if tag_name in state.open_tags else tag
     state.open_tags.add(tag_name)
-    group = _GROUP_ALIASES.get(tag_name.lower(), tag_name.lower())
+    group = GROUP_ALIASES.get(tag_name.lower(), tag_name.lower())
     state.groups.append(group)
     return f"(?P<{group}>"
 
@@ -540,8 +540,8 @@ def _regex_lines(value: str | None) -> list[str]:
 # Date templates (fail2ban's datepattern syntax)
 # --------------------------------------------------------------------------------------------
 
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_MONTH_NAMES = (
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+MONTH_NAMES = (
     "january", "february", "march", "april", "may", "june",
     "july", "august", "september", "october", "november", "december",
 )  # fmt: skip
@@ -568,8 +568,8 @@ def _directives(year: int) -> dict[str, tuple[str, str]]:
         "%": ("%", "%"),
         "a": (_words("a", _DAYS), "DAY"),
         "A": (_words("A", _DAY_NAMES), "DAYNAME"),
-        "b": (_words("b", _MONTHS), "MON"),
-        "B": (_words("B", _MONTH_NAMES), "MONTH"),
+        "b": (_words("b", MONTHS), "MON"),
+        "B": (_words("B", MONTH_NAMES), "MONTH"),
         "d": (r"(?P<d>[1-2]\d|[0 ]?[1-9]|3[0-1])", "Day"),
         "f": (r"(?P<f>[0-9]{1,6})", "Microseconds"),
         "H": (r"(?P<H>[0-1]?\d|2[0-3])", "24hour"),
@@ -1080,7 +1080,7 @@ def load_filter(
     _check_failure_ids(failregex, prefregex, where("Definition", "failregex"))
     return Fail2banFilter(
         path=path,
-        files=tuple(loader.files),
+        files=tuple(dict.fromkeys(loader.files)),  # fail2ban may read one twice
         mode=options.get("mode"),
         prefregex=prefregex,
         failregex=failregex,
@@ -1090,4 +1090,40 @@ def load_filter(
         maxlines=_maxlines(options, where("Definition", "maxlines")),
         journalmatch=tuple(_regex_lines(options.get("journalmatch"))),
         options={k: v for k, v in options.items() if k in FILTER_OPTIONS or k == "mode"},
+    )
+
+
+def inline_filter(
+    source: Path,
+    failregex: Sequence[str],
+    ignoreregex: Sequence[str] = (),
+    datepattern: str | None = None,
+    *,
+    journal: bool = False,
+) -> Fail2banFilter:
+    """A fail2ban-style filter written in logscan's own configuration (``[filters.NAME]`` with
+    ``failregex``): the same tags, date patterns and semantics as a filter file, with no
+    ``%(...)s`` interpolation (so ``%d`` is written as it is, not ``%%d``). ``source`` is the
+    configuration file, named in errors."""
+    options = {"failregex": "\n".join(failregex), "ignoreregex": "\n".join(ignoreregex)}
+    if datepattern:
+        options["datepattern"] = datepattern
+    if journal:
+        options["logtype"] = "journal"
+    failures = _regexes(options, "failregex", source)
+    if not failures:
+        raise FilterFileError(source, "failregex", "at least one failregex is needed")
+    _check_failure_ids(failures, None, source)
+    return Fail2banFilter(
+        path=source,
+        files=(source,),
+        mode=None,
+        prefregex=None,
+        failregex=failures,
+        ignoreregex=_regexes(options, "ignoreregex", source),
+        datepattern=datepattern,
+        date_templates=_templates(options, source),
+        maxlines=1,
+        journalmatch=(),
+        options=options,
     )
