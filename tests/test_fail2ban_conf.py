@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import needs_fail2ban
 from logscan.parse.fail2ban_conf import (
     Fail2banFilter,
     FilterFileError,
@@ -22,10 +23,6 @@ FIXTURES = REPO / "fixtures" / "fail2ban"
 FILTER_D = Path("/etc/fail2ban/filter.d")
 F2B_PACKAGE = Path("/usr/lib/python3/dist-packages")
 
-needs_fail2ban = pytest.mark.skipif(
-    not (FILTER_D / "sshd.conf").is_file(),
-    reason="fail2ban is not installed (apt-get install fail2ban); CI installs it",
-)
 
 Writer = Callable[..., Path]
 

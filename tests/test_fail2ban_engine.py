@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import needs_fail2ban
 from logscan.parse import fail2ban_engine
 from logscan.parse.fail2ban_conf import (
     Fail2banFilter,
@@ -39,11 +40,6 @@ FILTER_D = Path("/etc/fail2ban/filter.d")
 F2B_PACKAGE = Path("/usr/lib/python3/dist-packages")
 F2B_SAMPLES = F2B_PACKAGE / "fail2ban" / "tests" / "files" / "logs"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-needs_fail2ban = pytest.mark.skipif(
-    not (FILTER_D / "sshd.conf").is_file(),
-    reason="fail2ban is not installed (apt-get install fail2ban); CI installs it",
-)
 
 
 def run(flt: Fail2banFilter, lines: list[str], **kwargs: Any) -> pl.DataFrame:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, append, logscan, now_utc, npm_line
+from conftest import FIXTURES, append, logscan, needs_fail2ban, now_utc, npm_line
 from logscan.config import load_config
 from logscan.errors import ConfigError
 from logscan.run import run
@@ -80,10 +80,9 @@ datepattern = "^%Y-%m-%d %H:%M:%S"
     assert sorted(b.address for b in s.bans) == ["198.51.100.0", "198.51.100.1"]
 
 
+@needs_fail2ban
 def test_stock_sshd_filter_file_on_auth_log(tmp_path: Path) -> None:
     stock = Path("/etc/fail2ban/filter.d/sshd.conf")
-    if not stock.exists():
-        pytest.skip("Debian's fail2ban is not installed (.ci/run installs it)")
     log = tmp_path / "auth.log"
     t = now_utc()
     stamp = lambda s: (t - timedelta(seconds=s)).strftime("%b %e %H:%M:%S")  # noqa: E731

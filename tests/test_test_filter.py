@@ -6,7 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
-from conftest import FIXTURES, SHARED, logscan
+from conftest import FIXTURES, logscan
 
 NOCONF = ["--config", "/nonexistent/logscan.toml"]
 
@@ -17,12 +17,17 @@ def tf(*args: str) -> tuple[int, str, str]:
 
 
 def test_seed_log_summary_and_json() -> None:
-    code, out, _ = tf("test-filter", str(SHARED / "seed-logs" / "test-404.log"), "npm-404")
+    code, out, _ = tf(
+        "test-filter", str(FIXTURES / "fail2ban" / "seed-logs" / "test-404.log"), "npm-404"
+    )
     assert code == 0
     assert "3 lines, 3 matched, 0 ignored, 0 missed" in out
     assert "%d/%b/%Y:%H:%M:%S %z" in out
     code, out, _ = tf(
-        "test-filter", "--json", str(SHARED / "seed-logs" / "test-404.log"), "npm-404"
+        "test-filter",
+        "--json",
+        str(FIXTURES / "fail2ban" / "seed-logs" / "test-404.log"),
+        "npm-404",
     )
     data = json.loads(out)
     assert data["addresses"] == {"192.168.1.66": 2, "197.130.148.156": 1}
@@ -37,13 +42,16 @@ def test_print_matched_missed_and_warnings(tmp_path: Path) -> None:
     code, out, _ = tf("test-filter", "--print-missed", str(FIXTURES / "auth" / "auth.log"), "sshd")
     assert code == 0 and "Missed lines:" in out and "Accepted publickey" in out
     code, out, _ = tf(
-        "test-filter", "--print-matched", str(SHARED / "seed-logs" / "test-403.log"), "npm-404"
+        "test-filter",
+        "--print-matched",
+        str(FIXTURES / "fail2ban" / "seed-logs" / "test-403.log"),
+        "npm-404",
     )
     assert code == 0 and "0 matched" in out and "WARNING: the filter matched no line" in out
 
 
 def test_globs_and_gz(tmp_path: Path) -> None:
-    src = (SHARED / "seed-logs" / "test-404.log").read_bytes()
+    src = (FIXTURES / "fail2ban" / "seed-logs" / "test-404.log").read_bytes()
     (tmp_path / "a_access.log").write_bytes(src)
     with gzip.open(tmp_path / "b_access.log.gz", "wb") as f:
         f.write(src)
@@ -54,10 +62,14 @@ def test_globs_and_gz(tmp_path: Path) -> None:
 def test_errors_exit_2_with_a_clear_message(tmp_path: Path) -> None:
     code, out, err = tf("test-filter", str(tmp_path / "missing.log"), "npm-404")
     assert code == 2 and "log file not found" in err and out == ""
-    code, _, err = tf("test-filter", str(SHARED / "seed-logs" / "test-404.log"), "no-such-filter")
+    code, _, err = tf(
+        "test-filter", str(FIXTURES / "fail2ban" / "seed-logs" / "test-404.log"), "no-such-filter"
+    )
     assert code == 2 and "unknown filter" in err
     code, _, err = tf(
-        "test-filter", str(SHARED / "seed-logs" / "test-404.log"), str(tmp_path / "x.conf")
+        "test-filter",
+        str(FIXTURES / "fail2ban" / "seed-logs" / "test-404.log"),
+        str(tmp_path / "x.conf"),
     )
     assert code == 2 and "not found" in err
     code, _, err = tf("test-filter", str(tmp_path / "nothing-*.log"), "npm-404")
@@ -82,7 +94,7 @@ filter = "only-abc"
         str(cfg),
         "test-filter",
         "--json",
-        str(SHARED / "seed-logs" / "test-404.log"),
+        str(FIXTURES / "fail2ban" / "seed-logs" / "test-404.log"),
         "only-abc",
     )
     assert code == 0, out

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from conftest import SHARED
+from conftest import FIXTURES
 from logscan.addresses import DEFAULT_TRUSTED_PROXIES, NetworkSet
 from logscan.config import BUILTIN_FILTERS, FormatFilterSpec
 from logscan.parse.filters import ParseContext, compile_filter
@@ -44,7 +44,7 @@ SEED = {
 @pytest.mark.parametrize("log", sorted(SEED))
 def test_seed_logs_are_attributed_as_the_seed_intends(log: str) -> None:
     name, expected = SEED[log]
-    ex = explain(name, (SHARED / "seed-logs" / log).read_text())
+    ex = explain(name, (FIXTURES / "fail2ban" / "seed-logs" / log).read_text())
     assert ex["outcome"].to_list() == ["matched"] * len(expected)
     assert ex["address"].to_list() == expected
     assert ex["time"].null_count() == 0
@@ -53,10 +53,12 @@ def test_seed_logs_are_attributed_as_the_seed_intends(log: str) -> None:
 
 
 def test_times_use_the_lines_own_offset_and_the_zone_for_the_error_log() -> None:
-    ex = explain("npm-403", (SHARED / "seed-logs" / "test-403.log").read_text())
+    ex = explain("npm-403", (FIXTURES / "fail2ban" / "seed-logs" / "test-403.log").read_text())
     # [06/Jan/2025:09:22:03 +0100] is 08:22:03 UTC
     assert ex["time"][2] == datetime(2025, 1, 6, 8, 22, 3, tzinfo=UTC)
-    ex = explain("npm-forbidden", (SHARED / "seed-logs" / "test-forbidden.log").read_text())
+    ex = explain(
+        "npm-forbidden", (FIXTURES / "fail2ban" / "seed-logs" / "test-forbidden.log").read_text()
+    )
     # 2025/01/02 22:46:54 without zone, configured Europe/Paris (UTC+1 in winter)
     assert ex["time"][0] == datetime(2025, 1, 2, 21, 46, 54, tzinfo=UTC)
 
