@@ -99,3 +99,31 @@ filter = "only-abc"
     )
     assert code == 0, out
     assert json.loads(out)["matched"] == 2
+
+
+def test_journal_source(tmp_path: Path) -> None:
+    from journal_util import Entry, minutes_ago, write_journal
+
+    journal = tmp_path / "j.journal"
+    write_journal(journal, [
+        Entry(minutes_ago(2), "Failed password for root from 203.0.113.5 port 1 ssh2"),
+        Entry(minutes_ago(1), "Invalid user zz from 2001:db8::9 port 2", identifier="sshd-session", unit=None, comm="sshd-session"),
+        Entry(minutes_ago(1), "Server listening on 0.0.0.0 port 22."),
+    ])  # fmt: skip
+    code, out, err = tf(
+        "test-filter", "--json", "--journal", "--journal-file", str(journal), "sshd"
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["lines"] == 3 and data["matched"] == 2 and data["missed"] == 1
+    assert data["addresses"] == {"203.0.113.5": 1, "2001:db8::9": 1}
+    assert data["date_formats"] == {"journal": 3}
+
+
+def test_bad_date_pattern_in_a_filter_file_exits_2(tmp_path: Path) -> None:
+    conf = tmp_path / "bad-date.conf"
+    conf.write_text("[Definition]\nfailregex = from <HOST>\ndatepattern = %%Q-%%d(\n")
+    code, out, err = tf(
+        "test-filter", str(FIXTURES / "fail2ban" / "seed-logs" / "test-404.log"), str(conf)
+    )
+    assert code == 2 and "datepattern" in err and out == ""
