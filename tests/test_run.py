@@ -55,7 +55,7 @@ def test_bans_appear_and_expire_at_the_right_moments(npm_setup) -> None:
     assert active(state) == set()
     # the log action followed the ledger
     log_lines = (state / "actions.log").read_text().splitlines()
-    assert [x.split()[1] for x in log_lines] == ["ban", "unban"]
+    assert [x.split()[2] for x in log_lines] == ["ban", "unban"]
 
 
 def test_failures_outside_the_window_between_runs_do_not_add_up(npm_setup) -> None:

@@ -18,6 +18,7 @@ import typer
 
 from .config import DEFAULT_CONFIG, DEFAULT_STATE_DIR, Config, load_config
 from .errors import LogscanError
+from .ledger import iso
 
 app = typer.Typer(
     name="logscan",
@@ -119,11 +120,21 @@ def run(
         from .summary import print_run_summary
 
         print_run_summary(summary, dry_run=dry_run)
-    failed = [o for r in summary.actions for o in r.failed]
-    for o in failed:
-        typer.echo(
-            f"logscan: action failed, will retry: {o.ban.jail} {o.ban.address}: {o.error}", err=True
-        )
+    report_problems(summary)
+
+
+def report_problems(summary: Any) -> None:
+    """What cron should mail: an action that starts failing (once, not every minute while it
+    stays down: `logscan status` shows the ongoing ones), and withheld bans (exit 1)."""
+    for r in summary.actions:
+        for o in r.newly_failing:
+            typer.echo(f"logscan: action {r.name} failed, will retry: {o.ban.jail} "
+                       f"{o.ban.address}: {o.error}", err=True)  # fmt: skip
+        if r.error and r.error_is_new:
+            typer.echo(f"logscan: action {r.name}: {r.error}", err=True)
+    if summary.withheld:
+        typer.echo(f"logscan: {summary.warnings[-1]}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -166,6 +177,109 @@ def status(
         typer.echo(json.dumps(data, indent=2))
     else:
         typer.echo(render_status(data))
+
+
+@app.command("ban")
+def ban_cmd(
+    ctx: typer.Context,
+    jail: Annotated[str, typer.Argument(help="The jail.")],
+    address: Annotated[str, typer.Argument(help="IPv4 or IPv6 address.")],
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            "--for", help="How long (10m, 2h, 1d, -1 = forever); default: the jail's bantime."
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Ban even an address in ignoreip, a trusted proxy or this host's own."
+        ),
+    ] = False,
+) -> None:
+    """Ban an address in a jail now, and run the jail's actions (fail2ban-client set JAIL banip).
+
+    Example: logscan ban npm-404 203.0.113.9 --for 1d
+    """
+    g = _globals(ctx)
+    config = _config(g)
+    from .durations import parse_duration
+    from .manual import ban
+
+    seconds = None
+    if duration is not None:
+        try:
+            seconds = parse_duration(duration, allow_forever=True)
+        except ValueError as exc:
+            typer.echo(f"logscan: --for: {exc}", err=True)
+            raise typer.Exit(2) from None
+    result = _guard(
+        g, lambda: ban(config, g.state_dir, jail, address, seconds=seconds, force=force)
+    )
+    if result.already is not None:
+        b = result.already
+        typer.echo(
+            f"{b.address} is already banned in {b.jail} until {iso(b.expires_at) or 'forever'}"
+        )
+    for b in result.bans:
+        typer.echo(f"banned {b.address} in {b.jail} until {iso(b.expires_at) or 'forever'}")
+    _print_actions(result.actions)
+
+
+@app.command("unban")
+def unban_cmd(
+    ctx: typer.Context,
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="JAIL ADDRESS, or ADDRESS (every jail), or with --all: [JAIL].",
+            metavar="[JAIL] [ADDRESS]",
+        ),
+    ] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Lift every ban (of JAIL).")] = False,
+) -> None:
+    """Lift bans now and run the actions (fail2ban-client set JAIL unbanip / unban --all).
+
+    Example: logscan unban npm-404 203.0.113.9
+
+    Example: logscan unban 203.0.113.9          (in every jail)
+
+    Example: logscan unban --all sshd
+    """
+    g = _globals(ctx)
+    config = _config(g)
+    from .manual import unban
+
+    args = args or []
+    if everything:
+        if len(args) > 1:
+            typer.echo("logscan: with --all, give at most a JAIL", err=True)
+            raise typer.Exit(2)
+        jail, address = (args[0] if args else None), None
+    elif len(args) == 2:
+        jail, address = args
+    elif len(args) == 1:
+        jail, address = None, args[0]
+    else:
+        typer.echo("logscan: give JAIL ADDRESS, ADDRESS, or --all [JAIL]", err=True)
+        raise typer.Exit(2)
+    result = _guard(g, lambda: unban(config, g.state_dir, jail, address))
+    for u in result.unbans:
+        typer.echo(f"unbanned {u.ban.address} from {u.ban.jail}")
+    if not result.unbans:
+        typer.echo("nothing to unban")
+    _print_actions(result.actions)
+
+
+def _print_actions(reports: list[Any]) -> None:
+    for r in reports:
+        if r.error:
+            typer.echo(f"logscan: action {r.name}: {r.error}", err=True)
+        for o in r.failed:
+            typer.echo(f"logscan: action {r.name} failed for {o.ban.address} (will retry on the "
+                       f"next run): {o.error}", err=True)  # fmt: skip
+        if r.banned or r.unbanned:
+            typer.echo(f"action {r.name}: {len(r.banned)} applied, {len(r.unbanned)} lifted")
 
 
 @app.command("test-filter")

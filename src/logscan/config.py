@@ -90,6 +90,24 @@ class JailConfig:
     findtime: int
     maxretry: int
     ignoreip: tuple[Network, ...]
+    ports: tuple[int, ...] = ()  # firewall actions block these ports; empty: all ports
+    protocol: str = "all"  # "tcp", "udp" or "all"
+
+
+@dataclass(frozen=True)
+class Increment:
+    """fail2ban's ``bantime.increment``: repeat offenders are banned longer.
+
+    The n-th ban of an address (n counted from 0) lasts ``bantime * multipliers[n]`` when
+    ``multipliers`` is given (the last one repeats), else ``bantime * factor * 2**n`` (fail2ban's
+    default formula), at most ``maxtime``. fail2ban's ``bantime.formula`` is Python evaluated at
+    run time; logscan does not evaluate configuration as code, so it offers these two forms."""
+
+    enabled: bool = False
+    factor: float = 1.0
+    multipliers: tuple[float, ...] = ()
+    maxtime: int = 0  # seconds; 0 = no maximum
+    overalljails: bool = False  # count earlier bans in every jail, not only this one
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,8 @@ class Config:
     trusted_proxies: tuple[Network, ...]
     max_line_bytes: int
     filters: Mapping[str, FilterSpec] = field(default_factory=dict)
+    max_new_bans: int = 100  # per run: more means a broken filter; the rest wait, loudly
+    increment: Increment = field(default_factory=Increment)
 
     def ignore_set(self, jail: JailConfig) -> NetworkSet:
         return NetworkSet(jail.ignoreip)
@@ -128,7 +148,6 @@ BUILTIN_FILTERS: dict[str, FilterSpec] = {
     "sshd": SshdFilterSpec("normal"),
 }
 
-BUILTIN_ACTION_TYPES = ("log",)
 BUILTIN_ACTIONS: dict[str, ActionSpec] = {"log": ActionSpec("log", "log", {})}
 
 
@@ -169,6 +188,8 @@ class _Validator:
             "actions",
             "trusted_proxies",
             "max_line_bytes",
+            "max_new_bans",
+            "increment",
         ]
     )
     JAIL: ClassVar[frozenset[str]] = frozenset(
@@ -183,6 +204,8 @@ class _Validator:
             "findtime",
             "maxretry",
             "ignoreip",
+            "ports",
+            "protocol",
         ]
     )
     FILTER: ClassVar[frozenset[str]] = frozenset(
@@ -257,6 +280,8 @@ class _Validator:
         timezone = self.timezone(tz)
         max_line = self.get(d, "max_line_bytes", "defaults.", 65536, _positive_int)
         default_actions = self.get(d, "actions", "defaults.", ("log",), _names)
+        max_new_bans = self.get(d, "max_new_bans", "defaults.", 100, _positive_int)
+        increment = self.increment(d.get("increment"))
 
         actions = self.actions()
         filters = self.filters()
@@ -279,7 +304,33 @@ class _Validator:
             self.problem("jails", "no jail is configured")
         if self.problems:
             raise ConfigError(self.problems)
-        return Config(self.path, tuple(jails), actions, timezone, trusted, max_line, filters)
+        return Config(
+            self.path,
+            tuple(jails),
+            actions,
+            timezone,
+            trusted,
+            max_line,
+            filters,
+            max_new_bans,
+            increment,
+        )
+
+    def increment(self, value: Any) -> Increment:
+        if value is None:
+            return Increment()
+        t = self.table(value, "defaults.increment")
+        p = "defaults.increment."
+        self.unknown(
+            t, frozenset({"enabled", "factor", "multipliers", "maxtime", "overalljails"}), p
+        )
+        return Increment(
+            enabled=self.get(t, "enabled", p, True, _bool),
+            factor=self.get(t, "factor", p, 1.0, _seconds),
+            multipliers=self.get(t, "multipliers", p, (), _multipliers),
+            maxtime=self.get(t, "maxtime", p, 0, parse_duration),
+            overalljails=self.get(t, "overalljails", p, False, _bool),
+        )
 
     def timezone(self, name: str) -> str:
         resolved = local_timezone() if name == "local" else name
@@ -295,17 +346,36 @@ class _Validator:
         for name, value in self.table(self.raw.get("actions", {}), "actions").items():
             t = self.table(value, f"actions.{name}")
             kind = t.get("type")
-            if kind not in BUILTIN_ACTION_TYPES:
+            if kind not in ACTION_OPTIONS:
                 self.problem(
                     f"actions.{name}.type",
-                    f"unknown action type {kind!r} (known: {', '.join(BUILTIN_ACTION_TYPES)})",
+                    f"unknown action type {kind!r} (known: {', '.join(ACTION_TYPES)})",
                 )
                 continue
-            options = {k: v for k, v in t.items() if k != "type"}
-            allowed = {"path", "dry_run"}
-            self.unknown(options, frozenset(allowed), f"actions.{name}.")
+            prefix = f"actions.{name}."
+            schema = ACTION_OPTIONS[kind]
+            self.unknown({k: v for k, v in t.items() if k != "type"}, frozenset(schema), prefix)
+            options = {
+                k: self.get(t, k, prefix, None, conv) for k, conv in schema.items() if k in t
+            }
+            for key in ("token_file", "path"):
+                if key in options:
+                    options[key] = str(self.resolve(options[key]))
+            self.action_requirements(kind, options, prefix)
             out[name] = ActionSpec(name, kind, options)
         return out
+
+    def action_requirements(self, kind: str, options: dict[str, Any], prefix: str) -> None:
+        if kind in ("cloudflare", "telegram") and not (
+            "token_file" in options or "token_env" in options
+        ):
+            self.problem(f"{prefix}token_file", "needs token_file (mode 600) or token_env")
+        if kind == "telegram" and "chat_id" not in options:
+            self.problem(f"{prefix}chat_id", "is required")
+        if kind == "cloudflare":
+            scope = options.get("scope", "user")
+            if scope in ("account", "zone") and f"{scope}_id" not in options:
+                self.problem(f"{prefix}{scope}_id", f"is required with scope = {scope!r}")
 
     def filters(self) -> dict[str, FilterSpec]:
         out: dict[str, FilterSpec] = dict(BUILTIN_FILTERS)
@@ -448,6 +518,8 @@ class _Validator:
             findtime=self.get(t, "findtime", prefix, findtime, parse_duration),
             maxretry=self.get(t, "maxretry", prefix, maxretry, _positive_int),
             ignoreip=self.get(t, "ignoreip", prefix, ignoreip, _networks),
+            ports=self.get(t, "ports", prefix, (), _ports),
+            protocol=self.get(t, "protocol", prefix, "all", _choice("tcp", "udp", "all")),
         )
 
     def journal(self, value: Any, prefix: str) -> JournalSpec | None:
@@ -517,6 +589,31 @@ def _networks(v: Any) -> tuple[Network, ...]:
     return tuple(out)
 
 
+def _multipliers(v: Any) -> tuple[float, ...]:
+    items = v.split() if isinstance(v, str) else v
+    if not isinstance(items, list | tuple) or not items:
+        raise ValueError("must be a list of numbers")
+    try:
+        out = tuple(float(x) for x in items)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a list of numbers, not {v!r}") from None
+    if any(x <= 0 for x in out):
+        raise ValueError("multipliers must be positive")
+    return out
+
+
+def _ports(v: Any) -> tuple[int, ...]:
+    if v == "all":
+        return ()
+    items = v if isinstance(v, list) else [v]
+    out = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 < item < 65536:
+            raise ValueError(f'ports must be numbers from 1 to 65535 (or "all"), not {item!r}')
+        out.append(item)
+    return tuple(out)
+
+
 def _status_ranges(v: Any) -> tuple[tuple[int, int], ...]:
     items = v if isinstance(v, list) else [v]
     out = []
@@ -575,3 +672,69 @@ def _zone_exists(name: str) -> bool:
 
 
 ActionType = Literal["log"]
+
+
+# --- actions' options (after the converters they use) ---------------------------------------
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def conv(v: Any) -> str:
+        if v not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, not {v!r}")
+        return str(v)
+
+    return conv
+
+
+def _prefix(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 16 <= v <= 128:
+        raise ValueError(f"must be a prefix length from 16 to 128, not {v!r}")
+    return v
+
+
+def _url(v: Any) -> str:
+    if not isinstance(v, str) or not re.match(r"^https?://[^\s/]+", v):
+        raise ValueError(f"must be an http(s) URL, not {v!r}")
+    return v.rstrip("/")
+
+
+def _seconds(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+        raise ValueError(f"must be a positive number of seconds, not {v!r}")
+    return float(v)
+
+
+def _env_name(v: Any) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+        raise ValueError(f"must be an environment variable name, not {v!r}")
+    return v
+
+
+def _chat_id(v: Any) -> str:
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, int | str)
+        or not re.fullmatch(r"-?\d+|@\w+", str(v))
+    ):
+        raise ValueError(f"must be a numeric chat id or @channelname, not {v!r}")
+    return str(v)
+
+
+# Options of each action type: name -> converter (raises ValueError with a readable message).
+# Secrets are never options: `token_file` (mode 600) or `token_env` name where they are.
+ACTION_OPTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "log": {"path": _string},
+    "nftables": {"table": _string, "ipv6_prefix": _prefix, "nft": _string,
+                 "hook": _choice("input", "forward"), "priority": int},
+    "iptables": {"chain_prefix": _string, "parent": _string, "ipv6_prefix": _prefix,
+                 "iptables": _string, "ip6tables": _string, "blocktype": _choice("DROP", "REJECT")},
+    "cloudflare": {"scope": _choice("user", "account", "zone"), "account_id": _string,
+                   "zone_id": _string, "token_file": _string, "token_env": _env_name,
+                   "notes": _string, "mode": _choice("block", "challenge", "js_challenge",
+                                                     "managed_challenge"),
+                   "base_url": _url, "timeout": _seconds, "budget": _seconds,
+                   "ipv6_prefix": _prefix, "concurrency": _positive_int},
+    "telegram": {"token_file": _string, "token_env": _env_name, "chat_id": _chat_id,
+                 "base_url": _url, "timeout": _seconds, "budget": _seconds},
+}  # fmt: skip
+ACTION_TYPES = tuple(ACTION_OPTIONS)

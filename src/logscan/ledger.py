@@ -25,6 +25,7 @@ from .statefiles import append_lines, read_complete_lines, read_json, write_json
 
 LEDGER = "ledger.jsonl"
 SNAPSHOT = "bans.json"
+COUNTS = "ban_counts.json"  # bans per (jail, address) ever: for bantime increments
 FORMAT_VERSION = 1
 
 
@@ -120,6 +121,8 @@ class Ledger:
     totals: dict[str, Totals] = field(default_factory=dict)
     offset: int = 0  # ledger bytes covered by `active` and `totals`
     snapshot_offset: int = -1
+    _counts: dict[str, int] | None = None  # loaded only when a ban needs it
+    _counts_offset: int = 0
 
     @property
     def path(self) -> Path:
@@ -158,6 +161,36 @@ class Ledger:
             if current is not None and current.id == r["id"]:
                 del self.active[key]
                 self.totals.setdefault(r["jail"], Totals()).unbans += 1
+
+    def past_bans(self, address: str, jail: str | None) -> int:
+        """How many bans the address had before (in ``jail``, or in every jail if None).
+
+        Kept in ``ban_counts.json`` (derived from the ledger, updated from its tail like the
+        snapshot), loaded only by runs that issue a ban with increments on."""
+        counts = self._load_counts()
+        if jail is not None:
+            return counts.get(f"{jail}\x00{address}", 0)
+        suffix = f"\x00{address}"
+        return sum(n for k, n in counts.items() if k.endswith(suffix))
+
+    def _load_counts(self) -> dict[str, int]:
+        if self._counts is None:
+            raw = read_json(self.state_dir / COUNTS) or {}
+            counts: dict[str, int] = dict(raw.get("counts", {}))
+            start = int(raw.get("offset", 0))
+            if start > self.offset:
+                counts, start = {}, 0
+            lines, end = read_complete_lines(self.path, start)
+            for raw_line in lines:
+                r = json.loads(raw_line)
+                if r.get("type") == "ban":
+                    key = f"{r['jail']}\x00{r['address']}"
+                    counts[key] = counts.get(key, 0) + 1
+            self._counts, self._counts_offset = counts, end
+            if end != int(raw.get("offset", -1)):
+                write_json(self.state_dir / COUNTS, {"v": FORMAT_VERSION, "offset": end,
+                                                     "counts": counts})  # fmt: skip
+        return self._counts
 
     def bans_in(self, jail: str) -> list[Ban]:
         return [b for (j, _), b in self.active.items() if j == jail]

@@ -57,6 +57,8 @@ class RunSummary:
     unbans: list[Unban] = field(default_factory=list)
     actions: list[ActionReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    protected: list[tuple[str, str, str]] = field(default_factory=list)  # jail, address, why
+    withheld: list[Ban] = field(default_factory=list)  # over defaults.max_new_bans
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +103,7 @@ def run(
             bans, window, files = _process(config, plan, journals, checkpoint, ledger, now, summary)
         else:
             files = plan.states
+        bans = vet_bans(config, ledger, bans, now, summary)
         unbans = ledger.due(now)
         summary.bans, summary.unbans = ledger.record(bans, unbans, now)
         checkpoint.files = files
@@ -110,6 +113,56 @@ def run(
         if not dry_run:
             summary.actions = reconcile(config, ledger, state_dir, now)
     return summary
+
+
+def vet_bans(config: Config, ledger: Ledger, bans: list[Ban], now: datetime,
+             summary: RunSummary) -> list[Ban]:  # fmt: skip
+    """Drop bans of protected addresses, lengthen repeat offenders' bans, apply the cap."""
+    if not bans:
+        return bans
+    from .safety import Protection
+
+    protection = Protection(config)
+    jails = {j.name: j for j in config.jails}
+    kept: list[Ban] = []
+    for ban in bans:
+        why_not = protection.reason(jails[ban.jail], ban.address)
+        if why_not:
+            summary.protected.append((ban.jail, ban.address, why_not))
+            continue
+        kept.append(increment(config, ledger, ban))
+    new = [b for b in kept if (b.jail, b.address) not in ledger.active]
+    if len(new) > config.max_new_bans:
+        withheld = new[config.max_new_bans :]
+        summary.withheld = withheld
+        summary.warnings.append(
+            f"{len(new)} new bans in one run, more than defaults.max_new_bans = "
+            f"{config.max_new_bans}: {len(withheld)} withheld (is a filter broken?)"
+        )
+        held = {(b.jail, b.address) for b in withheld}
+        kept = [b for b in kept if (b.jail, b.address) not in held]
+    return kept
+
+
+def increment(config: Config, ledger: Ledger, ban: Ban) -> Ban:
+    """fail2ban's bantime.increment: the n-th ban of an address lasts longer."""
+    inc = config.increment
+    if not inc.enabled or ban.expires_at is None:
+        return ban
+    from dataclasses import replace as dc_replace
+    from datetime import timedelta
+
+    base = (ban.expires_at - ban.banned_at).total_seconds()
+    n = ledger.past_bans(ban.address, None if inc.overalljails else ban.jail)
+    if inc.multipliers:
+        seconds = base * inc.multipliers[min(n, len(inc.multipliers) - 1)]
+    else:
+        seconds = base * inc.factor * (1 << min(n, 20))
+    if inc.maxtime:
+        seconds = min(seconds, inc.maxtime)
+    seconds = max(seconds, 1.0)
+    why = {**ban.why, "previous_bans": n, "bantime": int(seconds)}
+    return dc_replace(ban, expires_at=ban.banned_at + timedelta(seconds=seconds), why=why)
 
 
 def _journal_has_new(jail: JailConfig, checkpoint: Checkpoint) -> bool:

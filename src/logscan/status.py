@@ -84,7 +84,9 @@ def _action_status(state_dir: Path) -> dict[str, Any]:
         raw = read_json(f) or {}
         out[f.stem] = {
             "applied": len(raw.get("applied", {})),
+            "pending": int(raw.get("pending", 0)),
             "failing": list(raw.get("failing", {}).values()),
+            "error": raw.get("last_error", ""),
         }
     return out
 
@@ -110,7 +112,10 @@ def render_status(data: dict[str, Any]) -> str:
                 f"({left} left, {b['origin']})"
             )
     for name, a in data["actions"].items():
-        lines.append(f"Action {name}: {a['applied']} applied, {len(a['failing'])} failing")
+        lines.append(
+            f"Action {name}: {a['applied']} applied, {a['pending']} pending, "
+            f"{len(a['failing'])} failing" + (f" -- error: {a['error']}" if a["error"] else "")
+        )
         for f in a["failing"]:
             lines.append(
                 f"   {f['op']} {f['jail']} {f['address']}: {f['error']} "

@@ -43,6 +43,8 @@ def print_run_summary(s: RunSummary, *, dry_run: bool) -> None:
             f"ban    {b.jail} {b.address} until {iso(b.expires_at) or 'forever'}"
             f" ({b.why.get('count', '?')} failures from {b.why.get('first', '?')})"
         )
+    for jail, address, why in s.protected:
+        typer.echo(f"not banned: {jail} {address}: {why}")
     for u in s.unbans:
         typer.echo(f"unban  {u.ban.jail} {u.ban.address} ({u.reason})")
     if dry_run:

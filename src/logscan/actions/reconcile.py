@@ -3,32 +3,57 @@
 For each action, ``actions/<name>.json`` in the state folder holds the bans it has applied and
 the work that failed (with the error and when to try again, backing off). Each run compares the
 ledger's current bans of the action's jails with what is applied: applies what is missing, lifts
-what has expired or was lifted, and records the outcome. A failing action never blocks the
-ledger or the other actions.
+what has expired or was lifted, and records the outcome. A failing or hanging action never blocks
+the ledger or the other actions: each runs in its own thread with its own time budget.
+
+When an action reports that the world lost what it applied (a firewall after a reboot), every
+current ban is applied again from the ledger, and nothing else happens: no notification, no
+Cloudflare call, since those actions' own state says they are done.
 """
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..config import ActionSpec, Config
+from ..errors import LogscanError
 from ..ledger import Ban, Ledger, iso, parse_iso
 from ..statefiles import ensure_dir, read_json, write_json
-from .base import Action, Outcome
+from .base import Action, ActionContext, Outcome
 
 BACKOFF_START = 60.0
 BACKOFF_MAX = 3600.0
+DEFAULT_BUDGET = 20.0  # seconds per action per run: the next cron run starts in 60
 
 
 def build_action(spec: ActionSpec, state_dir: Path) -> Action:
+    """The action object for a spec. Imports only the module of that type."""
     if spec.type == "log":
         from .log import LogAction
 
         path = Path(str(spec.options.get("path", state_dir / "actions.log")))
         return LogAction(spec.name, path)
+    if spec.type == "nftables":
+        from .nftables import NftablesAction
+
+        return NftablesAction(spec)
+    if spec.type == "iptables":
+        from .iptables import IptablesAction
+
+        return IptablesAction(spec)
+    if spec.type == "cloudflare":
+        from .cloudflare import CloudflareAction
+
+        return CloudflareAction(spec)
+    if spec.type == "telegram":
+        from .telegram import TelegramAction
+
+        return TelegramAction(spec)
     raise ValueError(f"unknown action type {spec.type!r}")
 
 
@@ -39,14 +64,18 @@ class ActionState:
     path: Path
     applied: dict[str, dict[str, Any]] = field(default_factory=dict)  # ban id -> ban record
     failing: dict[str, dict[str, Any]] = field(default_factory=dict)  # ban id -> op, error...
+    pending: int = 0  # bans wanted but not applied after the last reconciliation
+    last_error: str = ""  # an error of the whole action (bad token file...)
 
     @classmethod
     def load(cls, path: Path) -> ActionState:
         raw = read_json(path) or {}
-        return cls(path, dict(raw.get("applied", {})), dict(raw.get("failing", {})))
+        return cls(path, dict(raw.get("applied", {})), dict(raw.get("failing", {})),
+                   int(raw.get("pending", 0)), str(raw.get("last_error", "")))  # fmt: skip
 
     def save(self) -> None:
-        write_json(self.path, {"v": 1, "applied": self.applied, "failing": self.failing})
+        write_json(self.path, {"v": 1, "applied": self.applied, "failing": self.failing,
+                               "pending": self.pending, "last_error": self.last_error})  # fmt: skip
 
 
 @dataclass
@@ -55,7 +84,11 @@ class ActionReport:
     banned: list[Ban] = field(default_factory=list)
     unbanned: list[Ban] = field(default_factory=list)
     failed: list[Outcome] = field(default_factory=list)
-    deferred: int = 0  # waiting for their retry time
+    newly_failing: list[Outcome] = field(default_factory=list)  # failed for the first time
+    deferred: int = 0  # waiting for their retry time or for the next run's budget
+    rebuilt: int = 0  # applied again after the world lost them (reboot)
+    error: str = ""
+    error_is_new: bool = False
 
 
 def action_state_path(state_dir: Path, name: str) -> Path:
@@ -67,32 +100,72 @@ def desired_bans(config: Config, ledger: Ledger, action: str, now: datetime) -> 
     return {b.id: b for (jail, _), b in ledger.active.items() if jail in jails and b.active_at(now)}
 
 
-def reconcile(config: Config, ledger: Ledger, state_dir: Path, now: datetime) -> list[ActionReport]:
-    ensure_dir(state_dir / "actions")
+def action_names(config: Config, only: set[str] | None = None) -> list[str]:
     names = sorted({a for j in config.jails for a in j.actions})
-    return [reconcile_one(config.actions[n], config, ledger, state_dir, now) for n in names]
+    return [n for n in names if only is None or n in only]
 
 
-def reconcile_one(
-    spec: ActionSpec, config: Config, ledger: Ledger, state_dir: Path, now: datetime
-) -> ActionReport:
+def reconcile(config: Config, ledger: Ledger, state_dir: Path, now: datetime,
+              only: set[str] | None = None) -> list[ActionReport]:  # fmt: skip
+    """Bring every action (or those in ``only``) in line with the ledger, in parallel."""
+    ensure_dir(state_dir / "actions")
+    names = action_names(config, only)
+    if not names:
+        return []
+    ctx_base = {
+        "ports_by_jail": {j.name: j.ports for j in config.jails},
+        "protocol_by_jail": {j.name: j.protocol for j in config.jails},
+    }
+    with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="action") as pool:
+        futures = [
+            pool.submit(_reconcile_one, config.actions[n], config, ledger, state_dir, now, ctx_base)
+            for n in names
+        ]
+        return [f.result() for f in futures]
+
+
+def _reconcile_one(spec: ActionSpec, config: Config, ledger: Ledger, state_dir: Path,
+                   now: datetime, ctx_base: dict[str, Any]) -> ActionReport:  # fmt: skip
     state = ActionState.load(action_state_path(state_dir, spec.name))
     report = ActionReport(spec.name)
+    budget = float(spec.options.get("budget", DEFAULT_BUDGET))
+    ctx = ActionContext(state_dir, time.monotonic() + budget, **ctx_base)
     want = desired_bans(config, ledger, spec.name, now)
+    try:
+        action = build_action(spec, state_dir)
+        if state.applied and action.lost_state(ctx):
+            report.rebuilt = len([i for i in state.applied if i in want])
+            state.applied = {}
+    except LogscanError as exc:
+        _action_error(state, report, str(exc))
+        state.pending = len([i for i in want if i not in state.applied])
+        state.save()
+        return report
     to_ban = [b for i, b in want.items() if i not in state.applied]
     to_unban = [Ban.from_record(r) for i, r in state.applied.items() if i not in want]
     to_ban, deferred_b = _due(to_ban, state, now)
     to_unban, deferred_u = _due(to_unban, state, now)
     report.deferred = deferred_b + deferred_u
-    if not to_ban and not to_unban:
-        return report
-    action = build_action(spec, state_dir)
-    for outcome in action.unban(to_unban) if to_unban else []:
-        _record(state, outcome, "unban", now, report)
-    for outcome in action.ban(to_ban) if to_ban else []:
-        _record(state, outcome, "ban", now, report)
-    state.save()
+    try:
+        if to_unban:
+            for outcome in action.unban(to_unban, ctx):
+                _record(state, outcome, "unban", now, report)
+        if to_ban:
+            for outcome in action.ban(to_ban, ctx):
+                _record(state, outcome, "ban", now, report)
+        state.last_error = ""
+    except LogscanError as exc:
+        _action_error(state, report, str(exc))
+    state.pending = len([i for i in want if i not in state.applied])
+    if to_ban or to_unban or report.rebuilt or report.error or state.pending:
+        state.save()
     return report
+
+
+def _action_error(state: ActionState, report: ActionReport, error: str) -> None:
+    report.error = error
+    report.error_is_new = error != state.last_error
+    state.last_error = error
 
 
 def _due(bans: list[Ban], state: ActionState, now: datetime) -> tuple[list[Ban], int]:
@@ -117,6 +190,9 @@ def _record(state: ActionState, o: Outcome, op: str, now: datetime, report: Acti
             state.applied.pop(o.ban.id, None)
             report.unbanned.append(o.ban)
         return
+    if o.deferred:
+        report.deferred += 1
+        return
     prev = state.failing.get(o.ban.id, {})
     attempts = int(prev.get("attempts", 0)) + 1
     wait = min(BACKOFF_START * 2 ** (attempts - 1), BACKOFF_MAX)
@@ -132,6 +208,5 @@ def _record(state: ActionState, o: Outcome, op: str, now: datetime, report: Acti
         "next_try": iso(now + timedelta(seconds=wait)),
     }
     report.failed.append(o)
-
-
-__all__ = ["UTC", "ActionReport", "reconcile"]
+    if attempts == 1:
+        report.newly_failing.append(o)
