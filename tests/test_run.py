@@ -262,7 +262,12 @@ def _state_summary(state: Path) -> tuple[object, ...]:
     cp = json.loads((state / "state.json").read_text())
     offsets = {p: s["offset"] for p, s in cp["files"].items()}
     applied = json.loads((state / "actions" / "log.json").read_text())["applied"]
-    return bans, len(records), cp["counters"], offsets, sorted(applied)
+    import polars as pl
+
+    events = pl.read_parquet(str(state / "events" / "failures" / "*" / "*.parquet"))
+    # every failure stored once: same rows (but for when they were stored) as the reference
+    rows = sorted(events.select("jail", "address", "offset").iter_rows())
+    return bans, len(records), cp["counters"], offsets, sorted(applied), rows
 
 
 @pytest.mark.parametrize("fraction", [0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.97])

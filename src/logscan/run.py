@@ -188,6 +188,7 @@ def _process(
 
     from .addresses import NetworkSet
     from .detect import FAILURE_COLUMNS, FOREVER, JailParams, detect, expiry, prune_window
+    from .events import EventWriter
     from .parse.filters import FilterResult, ParseContext, compile_filter
     from .parse.lines import read_lines
     from .sources.files import ChunkReader
@@ -201,6 +202,7 @@ def _process(
     filters = {
         j.name: compile_filter(j.filter, journal=j.journal is not None) for j in config.jails
     }
+    events = EventBuffer(EventWriter(checkpoint.state_dir, checkpoint.generation + 1))
     found: dict[str, list[pl.DataFrame]] = {j.name: [] for j in config.jails}
     files: dict[str, FileState] = {}
     for src, seg in enumerate(plan.segments):
@@ -213,6 +215,7 @@ def _process(
             for jail in jails:
                 result: FilterResult = filters[jail.name].failures(lines, contexts[jail.name])
                 _tally(summary, jail.name, result)
+                events.add(result.failures, jail.name, seg.label)
                 found[jail.name].append(
                     result.failures.select(
                         "address",
@@ -233,6 +236,7 @@ def _process(
         for frame in _read_journal(jail, checkpoint, summary):
             result = filters[jail.name].failures(frame, contexts[jail.name])
             _tally(summary, jail.name, result)
+            events.add(result.failures, jail.name, f"journal:{jail.name}")
             found[jail.name].append(
                 result.failures.select(
                     "address",
@@ -244,6 +248,14 @@ def _process(
                 )
             )
 
+    events.flush()
+    events.writer.write("lines", pl.DataFrame(
+        {"time": [now] * len(summary.files), "file": list(summary.files),
+         "lines": [f.lines for f in summary.files.values()],
+         "skipped": [f.skipped for f in summary.files.values()],
+         "bytes": [f.bytes for f in summary.files.values()]},
+        schema={"time": pl.Datetime("us", "UTC"), "file": pl.String, "lines": pl.Int64,
+                "skipped": pl.Int64, "bytes": pl.Int64}), "time")  # fmt: skip
     old_window = checkpoint.load_window()
     windows: list[pl.DataFrame] = []
     bans: list[Ban] = []
@@ -332,6 +344,34 @@ def _read_journal(
             yield got.frame.select("time", "line", pl.lit(None, pl.Int64).alias("offset"))
         if got.complete:
             return
+
+
+class EventBuffer:
+    """Failures for the event store, written in batches (not one file per chunk)."""
+
+    FLUSH_ROWS = 200_000
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+        self.parts: list[Any] = []
+        self.rows = 0
+
+    def add(self, failures: Any, jail: str, file: str) -> None:
+        import polars as pl
+
+        if failures.height == 0:
+            return
+        self.parts.append(failures.with_columns(jail=pl.lit(jail), file=pl.lit(file)))
+        self.rows += failures.height
+        if self.rows >= self.FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        import polars as pl
+
+        if self.parts:
+            self.writer.write("failures", pl.concat(self.parts), "time")
+        self.parts, self.rows = [], 0
 
 
 def _add_counts(fsum: FileSummary, counts: LineCounts) -> None:

@@ -1,0 +1,178 @@
+"""The event store: every failure parsed, and lines read per file per day, as Parquet.
+
+``STATE/events/failures/date=YYYY-MM-DD/*.parquet`` and ``STATE/events/lines/date=.../*.parquet``
+are hive-partitioned datasets that Polars, DuckDB and Spark read as they are (schema in
+docs/architecture.md). They are the single source of reports and notebooks.
+
+Crash safety without a database: a run writes its files under names carrying the checkpoint
+generation it will commit (``g<N>-<seq>``); a run killed before committing leaves files of that
+generation, which the next run (same generation, same start offsets) deletes before writing its
+own. Days are compacted into one file through a folder outside the dataset and two renames,
+which a later run completes if a crash cut them short. Retention removes whole day folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
+
+EVENTS = "events"
+DATASETS = ("failures", "lines")
+_DAY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+
+
+def events_dir(state_dir: Path) -> Path:
+    return state_dir / EVENTS
+
+
+def _day_dirs(root: Path) -> list[tuple[date, Path]]:
+    out = []
+    if root.is_dir():
+        for p in root.iterdir():
+            m = _DAY.match(p.name)
+            if m and p.is_dir():
+                out.append((date.fromisoformat(m.group(1)), p))
+    return sorted(out)
+
+
+class EventWriter:
+    """Writes one run's events; nothing is visible as committed until the checkpoint is."""
+
+    def __init__(self, state_dir: Path, generation: int) -> None:
+        self.root = events_dir(state_dir)
+        self.tag = f"g{generation}"
+        self.seq = 0
+        self._discard_uncommitted()
+
+    def _discard_uncommitted(self) -> None:
+        """Files of this generation were written by a run killed before its commit."""
+        for ds in DATASETS:
+            for _, day in _day_dirs(self.root / ds):
+                for f in day.glob(f"{self.tag}-*.parquet"):
+                    f.unlink()
+
+    def write(self, dataset: str, frame: pl.DataFrame, time_col: str) -> None:
+        """Append rows, split by UTC day of ``time_col``."""
+        import polars as pl
+
+        if frame.height == 0:
+            return
+        self.seq += 1
+        days = frame.with_columns(_d=pl.col(time_col).dt.date())
+        for (day,), part in days.group_by("_d"):
+            folder = self.root / dataset / f"date={day}"
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = folder / f"{self.tag}-{self.seq:05d}.parquet"
+            tmp = path.with_suffix(".tmp")
+            part.drop("_d").write_parquet(tmp, compression="zstd", statistics=True)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+
+
+def compact_and_expire(state_dir: Path, today: date, retention_days: int) -> None:
+    """Merge each past day's files into one, drop days older than the retention."""
+    import polars as pl
+
+    root = events_dir(state_dir)
+    work = root / ".compact"
+    _finish_interrupted(root, work)
+    limit = today - timedelta(days=retention_days)
+    for ds in DATASETS:
+        for day, folder in _day_dirs(root / ds):
+            if day < limit:
+                shutil.rmtree(folder, ignore_errors=True)
+                continue
+            files = sorted(folder.glob("*.parquet"))
+            if day >= today or len(files) <= 1:
+                continue
+            staging = work / ds / folder.name
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True, mode=0o700)
+            merged = pl.read_parquet(files)
+            merged.write_parquet(staging / "compact.parquet", compression="zstd", statistics=True)
+            _swap(folder, staging)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _swap(folder: Path, staging: Path) -> None:
+    old = staging.with_name(staging.name + ".old")
+    os.rename(folder, old)  # crash here: _finish_interrupted puts staging in place
+    os.rename(staging, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _finish_interrupted(root: Path, work: Path) -> None:
+    if not work.is_dir():
+        return
+    for ds in DATASETS:
+        base = work / ds
+        if not base.is_dir():
+            continue
+        for staging in base.iterdir():
+            if staging.name.endswith(".old"):
+                continue
+            target = root / ds / staging.name
+            old = staging.with_name(staging.name + ".old")
+            if old.exists() and not target.exists():
+                os.rename(staging, target)
+            with contextlib.suppress(OSError):
+                shutil.rmtree(old)
+
+
+def scan(state_dir: Path, dataset: str, since: datetime | None = None,
+         until: datetime | None = None) -> pl.LazyFrame:  # fmt: skip
+    """A lazy scan of one dataset, reading only the day folders in [since, until)."""
+    import polars as pl
+
+    root = events_dir(state_dir) / dataset
+    first = since.astimezone(UTC).date() if since else None
+    last = until.astimezone(UTC).date() if until else None
+    files: list[str] = []
+    for day, folder in _day_dirs(root):
+        if (first and day < first) or (last and day > last):
+            continue
+        files.extend(str(f) for f in sorted(folder.glob("*.parquet")))
+    if not files:
+        events, lines = _schemas()
+        return pl.DataFrame(schema=events if dataset == "failures" else lines).lazy()
+    lf = pl.scan_parquet(files, hive_partitioning=False)
+    if since is not None:
+        lf = lf.filter(pl.col("time") >= since)
+    if until is not None:
+        lf = lf.filter(pl.col("time") < until)
+    return lf
+
+
+def event_schemas() -> tuple[dict[str, pl.DataType], dict[str, pl.DataType]]:
+    """(failures schema, lines schema)."""
+    return _schemas()
+
+
+def _schemas() -> tuple[dict[str, pl.DataType], dict[str, pl.DataType]]:
+    import polars as pl
+
+    from .parse.filters import FAILURE_SCHEMA
+
+    events = {"jail": pl.String(), "file": pl.String(), **FAILURE_SCHEMA}
+    lines = {
+        "time": pl.Datetime("us", "UTC"),  # the run's time
+        "file": pl.String(),
+        "lines": pl.Int64(),
+        "skipped": pl.Int64(),
+        "bytes": pl.Int64(),
+    }
+    return events, lines
+
+
+def days_present(state_dir: Path, dataset: str = "failures") -> Iterable[date]:
+    return [d for d, _ in _day_dirs(events_dir(state_dir) / dataset)]
