@@ -36,6 +36,8 @@ class Checkpoint:
     window_file: str | None = None
     counters: dict[str, dict[str, int]] = field(default_factory=dict)  # per jail
     last_run: dict[str, Any] = field(default_factory=dict)
+    last_run_daily: str | None = None  # local date of the last daily maintenance
+    reported_until: str | None = None  # last local date with a daily report
 
     @classmethod
     def load(cls, state_dir: Path) -> Checkpoint:
@@ -49,6 +51,8 @@ class Checkpoint:
         cp.window_file = raw.get("window_file")
         cp.counters = {j: dict(c) for j, c in raw.get("counters", {}).items()}
         cp.last_run = dict(raw.get("last_run", {}))
+        cp.last_run_daily = raw.get("daily")
+        cp.reported_until = raw.get("reported_until")
         return cp
 
     def load_window(self) -> pl.DataFrame:
@@ -94,6 +98,8 @@ class Checkpoint:
             "window_file": self.window_file,
             "counters": self.counters,
             "last_run": self.last_run,
+            "daily": self.last_run_daily,
+            "reported_until": self.reported_until,
         }
 
     def count(self, jail: str, key: str, n: int) -> None:

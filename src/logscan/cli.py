@@ -128,8 +128,11 @@ def report_problems(summary: Any) -> None:
     stays down: `logscan status` shows the ongoing ones), and withheld bans (exit 1)."""
     for r in summary.actions:
         for o in r.newly_failing:
-            typer.echo(f"logscan: action {r.name} failed, will retry: {o.ban.jail} "
-                       f"{o.ban.address}: {o.error}", err=True)  # fmt: skip
+            typer.echo(
+                f"logscan: action {r.name} failed, will retry: {o.ban.jail} "
+                f"{o.ban.address}: {o.error}",
+                err=True,
+            )
         if r.error and r.error_is_new:
             typer.echo(f"logscan: action {r.name}: {r.error}", err=True)
     if summary.withheld:
@@ -177,6 +180,68 @@ def status(
         typer.echo(json.dumps(data, indent=2))
     else:
         typer.echo(render_status(data))
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    since: Annotated[
+        str,
+        typer.Option(
+            "--since", help="Start: a duration back from now (7d, 24h) or a date/time (2026-11-01)."
+        ),
+    ] = "7d",
+    until: Annotated[
+        str | None, typer.Option("--until", help="End (exclusive), same forms; default now.")
+    ] = None,
+    jail: Annotated[str | None, typer.Option("--jail", help="Only this jail.")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table, markdown, json, csv or html.")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file.")
+    ] = None,
+) -> None:
+    """What happened: failures, bans and offenders per jail and day, from the event store.
+
+    Example: logscan report --since 7d
+
+    Example: logscan report --since 2026-11-01 --until 2026-11-08 --jail sshd --format markdown
+
+    Example: logscan report --since 30d --format html -o /tmp/report.html
+    """
+    g = _globals(ctx)
+    config = _config(g)
+    if fmt not in ("table", "markdown", "json", "csv", "html"):
+        typer.echo(f"logscan: --format: unknown format {fmt!r}", err=True)
+        raise typer.Exit(2)
+    if jail is not None and all(j.name != jail for j in config.jails):
+        typer.echo(f"logscan: --jail: no jail named {jail!r}", err=True)
+        raise typer.Exit(2)
+    from .reports import _when, build_report, render_csv, render_text
+
+    try:
+        start = _when(since)
+        end = _when(until) or datetime.now(UTC)
+    except ValueError as exc:
+        typer.echo(f"logscan: --since/--until: {exc}", err=True)
+        raise typer.Exit(2) from None
+    assert start is not None
+    rep = _guard(g, lambda: build_report(config, g.state_dir, start, end, jail))
+    if fmt == "json":
+        text = json.dumps(rep.to_json(), indent=2, default=str)
+    elif fmt == "csv":
+        text = render_csv(rep)
+    elif fmt == "html":
+        from .report_html import chart_data, render_html
+
+        text = render_html(rep, chart_data(config, g.state_dir, start, end))
+    else:
+        text = render_text(rep, fmt)
+    if output is not None:
+        output.write_text(text)
+    else:
+        typer.echo(text)
 
 
 @app.command("ban")
@@ -276,8 +341,11 @@ def _print_actions(reports: list[Any]) -> None:
         if r.error:
             typer.echo(f"logscan: action {r.name}: {r.error}", err=True)
         for o in r.failed:
-            typer.echo(f"logscan: action {r.name} failed for {o.ban.address} (will retry on the "
-                       f"next run): {o.error}", err=True)  # fmt: skip
+            typer.echo(
+                f"logscan: action {r.name} failed for {o.ban.address} (will retry on the "
+                f"next run): {o.error}",
+                err=True,
+            )
         if r.banned or r.unbanned:
             typer.echo(f"action {r.name}: {len(r.banned)} applied, {len(r.unbanned)} lifted")
 

@@ -120,6 +120,7 @@ class Config:
     max_line_bytes: int
     filters: Mapping[str, FilterSpec] = field(default_factory=dict)
     max_new_bans: int = 100  # per run: more means a broken filter; the rest wait, loudly
+    retention_days: int = 90  # event store days kept
     increment: Increment = field(default_factory=Increment)
 
     def ignore_set(self, jail: JailConfig) -> NetworkSet:
@@ -190,6 +191,7 @@ class _Validator:
             "max_line_bytes",
             "max_new_bans",
             "increment",
+            "retention",
         ]
     )
     JAIL: ClassVar[frozenset[str]] = frozenset(
@@ -282,6 +284,7 @@ class _Validator:
         default_actions = self.get(d, "actions", "defaults.", ("log",), _names)
         max_new_bans = self.get(d, "max_new_bans", "defaults.", 100, _positive_int)
         increment = self.increment(d.get("increment"))
+        retention = self.get(d, "retention", "defaults.", 90 * 86400, parse_duration)
 
         actions = self.actions()
         filters = self.filters()
@@ -312,8 +315,9 @@ class _Validator:
             trusted,
             max_line,
             filters,
-            max_new_bans,
-            increment,
+            max_new_bans=max_new_bans,
+            retention_days=max(1, retention // 86400),
+            increment=increment,
         )
 
     def increment(self, value: Any) -> Increment:
@@ -724,17 +728,42 @@ def _chat_id(v: Any) -> str:
 # Secrets are never options: `token_file` (mode 600) or `token_env` name where they are.
 ACTION_OPTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "log": {"path": _string},
-    "nftables": {"table": _string, "ipv6_prefix": _prefix, "nft": _string,
-                 "hook": _choice("input", "forward"), "priority": int},
-    "iptables": {"chain_prefix": _string, "parent": _string, "ipv6_prefix": _prefix,
-                 "iptables": _string, "ip6tables": _string, "blocktype": _choice("DROP", "REJECT")},
-    "cloudflare": {"scope": _choice("user", "account", "zone"), "account_id": _string,
-                   "zone_id": _string, "token_file": _string, "token_env": _env_name,
-                   "notes": _string, "mode": _choice("block", "challenge", "js_challenge",
-                                                     "managed_challenge"),
-                   "base_url": _url, "timeout": _seconds, "budget": _seconds,
-                   "ipv6_prefix": _prefix, "concurrency": _positive_int},
-    "telegram": {"token_file": _string, "token_env": _env_name, "chat_id": _chat_id,
-                 "base_url": _url, "timeout": _seconds, "budget": _seconds},
-}  # fmt: skip
+    "nftables": {
+        "table": _string,
+        "ipv6_prefix": _prefix,
+        "nft": _string,
+        "hook": _choice("input", "forward"),
+        "priority": int,
+    },
+    "iptables": {
+        "chain_prefix": _string,
+        "parent": _string,
+        "ipv6_prefix": _prefix,
+        "iptables": _string,
+        "ip6tables": _string,
+        "blocktype": _choice("DROP", "REJECT"),
+    },
+    "cloudflare": {
+        "scope": _choice("user", "account", "zone"),
+        "account_id": _string,
+        "zone_id": _string,
+        "token_file": _string,
+        "token_env": _env_name,
+        "notes": _string,
+        "mode": _choice("block", "challenge", "js_challenge", "managed_challenge"),
+        "base_url": _url,
+        "timeout": _seconds,
+        "budget": _seconds,
+        "ipv6_prefix": _prefix,
+        "concurrency": _positive_int,
+    },
+    "telegram": {
+        "token_file": _string,
+        "token_env": _env_name,
+        "chat_id": _chat_id,
+        "base_url": _url,
+        "timeout": _seconds,
+        "budget": _seconds,
+    },
+}
 ACTION_TYPES = tuple(ACTION_OPTIONS)

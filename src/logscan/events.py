@@ -129,8 +129,9 @@ def _finish_interrupted(root: Path, work: Path) -> None:
                 shutil.rmtree(old)
 
 
-def scan(state_dir: Path, dataset: str, since: datetime | None = None,
-         until: datetime | None = None) -> pl.LazyFrame:  # fmt: skip
+def scan(
+    state_dir: Path, dataset: str, since: datetime | None = None, until: datetime | None = None
+) -> pl.LazyFrame:
     """A lazy scan of one dataset, reading only the day folders in [since, until)."""
     import polars as pl
 

@@ -188,8 +188,9 @@ class Ledger:
                     counts[key] = counts.get(key, 0) + 1
             self._counts, self._counts_offset = counts, end
             if end != int(raw.get("offset", -1)):
-                write_json(self.state_dir / COUNTS, {"v": FORMAT_VERSION, "offset": end,
-                                                     "counts": counts})  # fmt: skip
+                write_json(
+                    self.state_dir / COUNTS, {"v": FORMAT_VERSION, "offset": end, "counts": counts}
+                )
         return self._counts
 
     def bans_in(self, jail: str) -> list[Ban]:

@@ -48,9 +48,16 @@ def _address(text: str) -> str:
     return addr.compressed
 
 
-def ban(config: Config, state_dir: Path, jail_name: str, address: str, *,
-        seconds: int | None = None, force: bool = False,
-        now: datetime | None = None) -> ManualResult:  # fmt: skip
+def ban(
+    config: Config,
+    state_dir: Path,
+    jail_name: str,
+    address: str,
+    *,
+    seconds: int | None = None,
+    force: bool = False,
+    now: datetime | None = None,
+) -> ManualResult:
     """Ban ``address`` in a jail for ``seconds`` (default: the jail's bantime; -1 forever)."""
     from .safety import Protection
 
@@ -80,8 +87,14 @@ def ban(config: Config, state_dir: Path, jail_name: str, address: str, *,
     return result
 
 
-def unban(config: Config, state_dir: Path, jail_name: str | None, address: str | None, *,
-          now: datetime | None = None) -> ManualResult:  # fmt: skip
+def unban(
+    config: Config,
+    state_dir: Path,
+    jail_name: str | None,
+    address: str | None,
+    *,
+    now: datetime | None = None,
+) -> ManualResult:
     """Lift bans: of ``address`` in one jail or all jails; or every ban (of one jail)."""
     jails = [_jail(config, jail_name)] if jail_name else list(config.jails)
     names = {j.name for j in jails}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,7 @@ class RunSummary:
     warnings: list[str] = field(default_factory=list)
     protected: list[tuple[str, str, str]] = field(default_factory=list)  # jail, address, why
     withheld: list[Ban] = field(default_factory=list)  # over defaults.max_new_bans
+    reports: list[Path] = field(default_factory=list)  # daily reports written
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,15 +109,58 @@ def run(
         summary.bans, summary.unbans = ledger.record(bans, unbans, now)
         checkpoint.files = files
         checkpoint.last_run = {"at": iso(now), **summary.to_json()}
+        daily = _daily_due(config, checkpoint, now)
+        if daily is not None:
+            checkpoint.last_run_daily = daily.isoformat()
         checkpoint.save(window)
         ledger.write_snapshot()
+        if daily is not None:
+            _daily_work(config, state_dir, daily, checkpoint, now, summary)
         if not dry_run:
             summary.actions = reconcile(config, ledger, state_dir, now)
     return summary
 
 
-def vet_bans(config: Config, ledger: Ledger, bans: list[Ban], now: datetime,
-             summary: RunSummary) -> list[Ban]:  # fmt: skip
+def _local_today(config: Config, now: datetime) -> date:
+    from zoneinfo import ZoneInfo
+
+    return now.astimezone(ZoneInfo(config.timezone)).date()
+
+
+def _daily_due(config: Config, checkpoint: Checkpoint, now: datetime) -> date | None:
+    """Today's local date if this is the first run of the day (maintenance and reports due)."""
+    today = _local_today(config, now)
+    return None if checkpoint.last_run_daily == today.isoformat() else today
+
+
+def _daily_work(
+    config: Config,
+    state_dir: Path,
+    today: date,
+    checkpoint: Checkpoint,
+    now: datetime,
+    summary: RunSummary,
+) -> None:
+    """Once a day: compact yesterday's event files, drop old days, write the missed reports.
+
+    The one time a run with nothing new imports Polars. Marked done in the checkpoint first:
+    a crash here leaves a report unwritten (the next day's run writes the missed ones; a report
+    already on disk is never written twice), never a loop of retries every minute."""
+    from .events import compact_and_expire
+    from .reports import pending_report_days, write_daily_reports
+
+    previous = checkpoint.reported_until
+    compact_and_expire(state_dir, today, config.retention_days)
+    days = pending_report_days(previous, today)
+    if days and (state_dir / "events").exists():
+        summary.reports = write_daily_reports(config, state_dir, days, now)
+    checkpoint.reported_until = (today - timedelta(days=1)).isoformat()
+    checkpoint.save(None)
+
+
+def vet_bans(
+    config: Config, ledger: Ledger, bans: list[Ban], now: datetime, summary: RunSummary
+) -> list[Ban]:
     """Drop bans of protected addresses, lengthen repeat offenders' bans, apply the cap."""
     if not bans:
         return bans
@@ -249,13 +293,26 @@ def _process(
             )
 
     events.flush()
-    events.writer.write("lines", pl.DataFrame(
-        {"time": [now] * len(summary.files), "file": list(summary.files),
-         "lines": [f.lines for f in summary.files.values()],
-         "skipped": [f.skipped for f in summary.files.values()],
-         "bytes": [f.bytes for f in summary.files.values()]},
-        schema={"time": pl.Datetime("us", "UTC"), "file": pl.String, "lines": pl.Int64,
-                "skipped": pl.Int64, "bytes": pl.Int64}), "time")  # fmt: skip
+    events.writer.write(
+        "lines",
+        pl.DataFrame(
+            {
+                "time": [now] * len(summary.files),
+                "file": list(summary.files),
+                "lines": [f.lines for f in summary.files.values()],
+                "skipped": [f.skipped for f in summary.files.values()],
+                "bytes": [f.bytes for f in summary.files.values()],
+            },
+            schema={
+                "time": pl.Datetime("us", "UTC"),
+                "file": pl.String,
+                "lines": pl.Int64,
+                "skipped": pl.Int64,
+                "bytes": pl.Int64,
+            },
+        ),
+        "time",
+    )
     old_window = checkpoint.load_window()
     windows: list[pl.DataFrame] = []
     bans: list[Ban] = []

@@ -24,8 +24,9 @@ from .config import Config, JailConfig
 def own_addresses() -> frozenset[str]:
     """This host's addresses (``ip -j addr``), normalised; empty if they cannot be listed."""
     try:
-        out = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, timeout=5,
-                             check=True)  # fmt: skip
+        out = subprocess.run(
+            ["ip", "-j", "addr", "show"], capture_output=True, timeout=5, check=True
+        )
         data = json.loads(out.stdout)
     except (OSError, subprocess.SubprocessError, ValueError):
         return frozenset()

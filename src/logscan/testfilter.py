@@ -138,8 +138,9 @@ def run_test_filter(
     return report
 
 
-def _frames(sources: list[str], journal: JournalSpec | None, report: FilterReport,
-            config: Config | None) -> Any:  # fmt: skip
+def _frames(
+    sources: list[str], journal: JournalSpec | None, report: FilterReport, config: Config | None
+) -> Any:
     from .parse.lines import read_lines
     from .sources.files import ChunkReader, Segment
 
@@ -208,10 +209,18 @@ def render(report: FilterReport, *, print_matched: bool, print_missed: bool) -> 
     )
     if report.spoofed:
         out.append(f"Spoofed Cloudflare header (attributed to the direct client): {report.spoofed}")
-    out += ["", tabulate(report.rules.most_common(), headers=["rule", "hits"]) if report.rules
-            else "Rules: no hit"]  # fmt: skip
-    out += ["", tabulate(report.date_formats.most_common(), headers=["date format", "lines"])
-            if report.date_formats else "Date formats: none found"]  # fmt: skip
+    out += [
+        "",
+        tabulate(report.rules.most_common(), headers=["rule", "hits"])
+        if report.rules
+        else "Rules: no hit",
+    ]
+    out += [
+        "",
+        tabulate(report.date_formats.most_common(), headers=["date format", "lines"])
+        if report.date_formats
+        else "Date formats: none found",
+    ]
     if report.addresses:
         out += ["", tabulate(report.addresses.most_common(20), headers=["address", "failures"])]
         if len(report.addresses) > 20:

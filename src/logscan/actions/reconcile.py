@@ -70,12 +70,25 @@ class ActionState:
     @classmethod
     def load(cls, path: Path) -> ActionState:
         raw = read_json(path) or {}
-        return cls(path, dict(raw.get("applied", {})), dict(raw.get("failing", {})),
-                   int(raw.get("pending", 0)), str(raw.get("last_error", "")))  # fmt: skip
+        return cls(
+            path,
+            dict(raw.get("applied", {})),
+            dict(raw.get("failing", {})),
+            int(raw.get("pending", 0)),
+            str(raw.get("last_error", "")),
+        )
 
     def save(self) -> None:
-        write_json(self.path, {"v": 1, "applied": self.applied, "failing": self.failing,
-                               "pending": self.pending, "last_error": self.last_error})  # fmt: skip
+        write_json(
+            self.path,
+            {
+                "v": 1,
+                "applied": self.applied,
+                "failing": self.failing,
+                "pending": self.pending,
+                "last_error": self.last_error,
+            },
+        )
 
 
 @dataclass
@@ -105,8 +118,9 @@ def action_names(config: Config, only: set[str] | None = None) -> list[str]:
     return [n for n in names if only is None or n in only]
 
 
-def reconcile(config: Config, ledger: Ledger, state_dir: Path, now: datetime,
-              only: set[str] | None = None) -> list[ActionReport]:  # fmt: skip
+def reconcile(
+    config: Config, ledger: Ledger, state_dir: Path, now: datetime, only: set[str] | None = None
+) -> list[ActionReport]:
     """Bring every action (or those in ``only``) in line with the ledger, in parallel."""
     ensure_dir(state_dir / "actions")
     names = action_names(config, only)
@@ -124,8 +138,14 @@ def reconcile(config: Config, ledger: Ledger, state_dir: Path, now: datetime,
         return [f.result() for f in futures]
 
 
-def _reconcile_one(spec: ActionSpec, config: Config, ledger: Ledger, state_dir: Path,
-                   now: datetime, ctx_base: dict[str, Any]) -> ActionReport:  # fmt: skip
+def _reconcile_one(
+    spec: ActionSpec,
+    config: Config,
+    ledger: Ledger,
+    state_dir: Path,
+    now: datetime,
+    ctx_base: dict[str, Any],
+) -> ActionReport:
     state = ActionState.load(action_state_path(state_dir, spec.name))
     report = ActionReport(spec.name)
     budget = float(spec.options.get("budget", DEFAULT_BUDGET))

@@ -542,9 +542,19 @@ def _regex_lines(value: str | None) -> list[str]:
 
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 MONTH_NAMES = (
-    "january", "february", "march", "april", "may", "june",
-    "july", "august", "september", "october", "november", "december",
-)  # fmt: skip
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _TZ_ABBR = r"[A-Z](?:[A-Z]{2,4})?"
@@ -933,8 +943,14 @@ def date_templates(datepattern: str | None, year: int) -> tuple[DateTemplate, ..
 # --------------------------------------------------------------------------------------------
 
 FILTER_OPTIONS = (
-    "usedns", "prefregex", "ignoreregex", "failregex", "maxlines", "datepattern", "journalmatch"
-)  # fmt: skip
+    "usedns",
+    "prefregex",
+    "ignoreregex",
+    "failregex",
+    "maxlines",
+    "datepattern",
+    "journalmatch",
+)
 _REGEX_TAG_NAMES = re.compile(r"^(?:HOST|ADDR|IP4|IP6|CIDR|SUBNET|DNS|SKIPLINES|/?F-[\w\-]+/?)$")
 _OPTION_NAME = re.compile(r"^[A-Za-z_][\w\-]*(?:/[\w\-]+)?$")
 

@@ -549,9 +549,11 @@ def _vector_dates(template: DateTemplate, forms: Sequence[str], texts: pl.Series
             .alias(_DIST),
             pl.col(_DATE),
             pl.concat_str([*[pl.col(p) for p in _DATE_PARTS if p != _DATE], rest]).alias(_CUT),
-            *[pl.col(name) if name in parts.columns else pl.lit(None, pl.String).alias(name)
-              for name in fields],
-        )  # fmt: skip
+            *[
+                pl.col(name) if name in parts.columns else pl.lit(None, pl.String).alias(name)
+                for name in fields
+            ],
+        )
         best = found if best is None else _nearer(best, found)
     assert best is not None  # a template has at least one variant
     return best
@@ -793,9 +795,14 @@ def _detect_dates(
     pending = texts.filter(pl.col(_TEXT).is_not_null())
     won: list[pl.DataFrame] = []
     reserve = pl.DataFrame(
-        schema={_ROW: pl.UInt32, _TPL: pl.Int32, _DIST: pl.Int64, _CUT: pl.String,
-                _TIME: pl.Datetime("us", "UTC")}
-    )  # fmt: skip
+        schema={
+            _ROW: pl.UInt32,
+            _TPL: pl.Int32,
+            _DIST: pl.Int64,
+            _CUT: pl.String,
+            _TIME: pl.Datetime("us", "UTC"),
+        }
+    )
     for number, template in enumerate(templates):
         if pending.is_empty():
             break
@@ -833,9 +840,11 @@ def _merge_alternates(frame: pl.DataFrame, groups: Sequence[str]) -> pl.DataFram
         current = pl.col(base) if base in frame.columns else pl.lit(None, pl.String)
         keep = _truthy(base, frame.columns)
         frame = frame.with_columns(
-            pl.when(~keep & _truthy(group, frame.columns)).then(pl.col(group)).otherwise(current)
+            pl.when(~keep & _truthy(group, frame.columns))
+            .then(pl.col(group))
+            .otherwise(current)
             .alias(base)
-        )  # fmt: skip
+        )
     return frame
 
 
@@ -891,7 +900,7 @@ def _with_prefix_groups(
                 _RULE,
                 *[_string_column(frame, c) for c in columns],
             )
-        )  # fmt: skip
+        )
     if not normalised:
         return pl.DataFrame(
             schema={_ROW: pl.UInt32, _RULE: pl.Int32, **dict.fromkeys(columns, pl.String)}
@@ -1042,9 +1051,10 @@ def _dates(
         _ROW,
         pl.coalesce(_CUT, _TEXT).alias(_CUT),
         _TIME,
-        pl.col(_TPL).replace_strict(names, default=None, return_dtype=pl.String)
+        pl.col(_TPL)
+        .replace_strict(names, default=None, return_dtype=pl.String)
         .alias("date_template"),
-    )  # fmt: skip
+    )
 
 
 def _prefix_stage(
@@ -1065,9 +1075,12 @@ def _prefix_stage(
 
 
 def _ignored(
-    flt: Fail2banFilter, matches: pl.DataFrame, body: pl.DataFrame, buffers: pl.DataFrame,
+    flt: Fail2banFilter,
+    matches: pl.DataFrame,
+    body: pl.DataFrame,
+    buffers: pl.DataFrame,
     engine: Engine,
-) -> pl.DataFrame:  # fmt: skip
+) -> pl.DataFrame:
     """fail2ban's ignoreregex: on the searched text; also on the whole line first when there are
     fewer ignoreregexes than failregexes minus two."""
     if not flt.ignoreregex:
@@ -1083,11 +1096,15 @@ def _ignored(
 def _empty_matches(columns: Sequence[str]) -> pl.DataFrame:
     return pl.DataFrame(
         schema={
-            _ROW: pl.UInt32, _RULE: pl.Int32, **dict.fromkeys(columns, pl.String),
-            "_ls_ignored": pl.Boolean, "_ls_nofail": pl.Boolean, "_ls_host_raw": pl.String,
+            _ROW: pl.UInt32,
+            _RULE: pl.Int32,
+            **dict.fromkeys(columns, pl.String),
+            "_ls_ignored": pl.Boolean,
+            "_ls_nofail": pl.Boolean,
+            "_ls_host_raw": pl.String,
             _DISCARD: pl.Boolean,
         }
-    )  # fmt: skip
+    )
 
 
 def apply_filter(
