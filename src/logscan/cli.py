@@ -152,7 +152,7 @@ def check(ctx: typer.Context) -> None:
     config = _config(g)
     from .check import check_config
 
-    problems = check_config(config)
+    problems = check_config(config, g.state_dir)
     for p in problems:
         typer.echo(f"logscan: {p}", err=True)
     if problems:
