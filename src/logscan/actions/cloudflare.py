@@ -250,11 +250,11 @@ class CloudflareAction:
         status = response.status_code
         errors = _errors(_envelope(response))
         auth = [(c, m) for c, m in errors if c in AUTH_CODES]
-        if status == 401 or (status in (400, 403) and auth):
-            code, message = auth[0] if auth else (status, response.reason_phrase)
+        if status == 401 or (400 <= status < 500 and auth):
+            said = f"{auth[0][0]} {auth[0][1]}" if auth else response.reason_phrase
             return caller.fail_all(
-                f"action {self.name}: token rejected by Cloudflare ({status} {code} "
-                f"{safe_text(message, 80)}): check {self._token_source()}; the token must be "
+                f"action {self.name}: token rejected by Cloudflare ({status} "
+                f"{safe_text(said, 80)}): check {self._token_source()}; the token must be "
                 f"allowed to edit IP Access Rules at {self.scope} scope"
             )
         detail = "; ".join(f"{c} {m}" for c, m in errors[:2]) or response.reason_phrase

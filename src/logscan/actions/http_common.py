@@ -95,9 +95,8 @@ class _RedactSecrets(logging.Filter):
 
 
 _REDACTOR = _RedactSecrets()
-# httpcore's loggers do not log URLs or request headers; httpx's does log URLs.
-for _name in ("httpx",):
-    logging.getLogger(_name).addFilter(_REDACTOR)
+# httpx's logger logs URLs; httpcore's loggers log neither URLs nor request headers.
+logging.getLogger("httpx").addFilter(_REDACTOR)
 
 
 def protect_secret(secret: str) -> None:

@@ -81,12 +81,31 @@ def one_line(text: str) -> str:
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
-def samples_of(ban: Ban) -> list[str]:
+def samples_of(ban: Ban, most: int) -> list[str]:
+    """The ban's first ``most`` sample lines, cut (before any escaping) and made one-line."""
     raw = ban.why.get("samples", []) if isinstance(ban.why, dict) else []
-    if not isinstance(raw, list):
-        return []
-    lines = [one_line(s) for s in raw if isinstance(s, str)]
-    return [s for s in lines if s]
+    out: list[str] = []
+    for sample in raw if isinstance(raw, list) else []:
+        line = one_line(sample[: 2 * MAX_SAMPLE]) if isinstance(sample, str) else ""
+        if line:
+            out.append(line)
+            if len(out) >= most:
+                break
+    return out
+
+
+def _head(banned: bool, jail: str, count: int) -> str:
+    if banned:
+        return f"🚫 Banned {count} addresses to jail '{jail}':"
+    return f"✅ Unbanned {count} addresses from jail '{jail}':"
+
+
+def _sentence(banned: bool, jail: str, ban: Ban, lines: list[str]) -> str:
+    """The seed's text for one ban."""
+    if not banned:
+        return f"✅ Unbanned {ban.address} from jail '{jail}'"
+    matches = " -- " + "\n".join(lines) if lines else ""
+    return f"🚫 Banned {ban.address} to jail '{jail}'{matches}"
 
 
 @dataclass
@@ -107,20 +126,11 @@ class Message:
 
     def _section(self, jail: str, bans: list[Ban]) -> str:
         if len(bans) == 1:
-            ban = bans[0]
-            if not self.banned:
-                return f"✅ Unbanned {ban.address} from jail '{jail}'"
-            lines = self.samples.get(ban.id, [])
-            matches = f" -- {chr(10).join(lines)}" if lines else ""
-            return f"🚫 Banned {ban.address} to jail '{jail}'{matches}"
-        if not self.banned:
-            head = f"✅ Unbanned {len(bans)} addresses from jail '{jail}':"
-            return "\n".join([head, *(b.address for b in bans)])
-        head = f"🚫 Banned {len(bans)} addresses to jail '{jail}':"
-        return "\n".join([head, *(self._entry(b) for b in bans)])
+            return _sentence(self.banned, jail, bans[0], self.samples.get(bans[0].id, []))
+        return "\n".join([_head(self.banned, jail, len(bans)), *(self._entry(b) for b in bans)])
 
     def _entry(self, ban: Ban) -> str:
-        lines = self.samples.get(ban.id, [])
+        lines = self.samples.get(ban.id, []) if self.banned else []
         if not lines:
             return ban.address
         return f"{ban.address} -- " + "\n  ".join(lines)
@@ -143,20 +153,32 @@ def compose(bans: Iterable[Ban], banned: bool, limit: int = MAX_TEXT) -> list[Me
 
 
 def _pack(bans: list[Ban], banned: bool, limit: int, most: int) -> list[Message]:
-    """Bans (grouped by jail) into messages of at most ``limit`` characters without samples
-    and at most ``most`` bans."""
+    """Bans (in jail order) into messages of at most ``most`` bans and ``limit`` characters
+    without samples. Lengths are kept up to date per jail section, not re-rendered."""
     messages: list[Message] = []
     current = Message(banned)
-    count = 0
+    sections: dict[str, tuple[int, int]] = {}  # jail -> (section length, sum of entry lengths)
+    size = count = 0
     for ban in bans:
-        current.jails.setdefault(ban.jail, []).append(ban)
-        count += 1
-        if count > 1 and (count > most or text_length(current.render()) > limit):
-            current.jails[ban.jail].pop()
-            if not current.jails[ban.jail]:
-                del current.jails[ban.jail]
+        entry = 1 + text_length(ban.address)  # newline + address
+        old_section, old_entries = sections.get(ban.jail, (0, 0))
+        jail_bans = current.jails.get(ban.jail, [])
+        if jail_bans:
+            entries = old_entries + entry
+            section = text_length(_head(banned, ban.jail, len(jail_bans) + 1)) + entries
+            new_size = size - old_section + section
+        else:
+            entries = entry
+            section = text_length(_sentence(banned, ban.jail, ban, []))
+            new_size = size + section + (2 if sections else 0)
+        if count >= 1 and (count + 1 > most or new_size > limit):
             messages.append(current)
-            current, count = Message(banned, {ban.jail: [ban]}), 1
+            current, sections, size, count = Message(banned), {}, 0, 0
+            entries = entry
+            section = new_size = text_length(_sentence(banned, ban.jail, ban, []))
+        current.jails.setdefault(ban.jail, []).append(ban)
+        sections[ban.jail] = (section, entries)
+        size, count = new_size, count + 1
     if current.jails:
         messages.append(current)
     return messages
@@ -168,10 +190,12 @@ def _add_samples(message: Message, limit: int) -> None:
     per_ban = SAMPLES_ALONE if len(bans) == 1 else SAMPLES_EACH
     room = limit - text_length(message.render())
     share = room // len(bans)
+    if share - len(" -- ") < MIN_SAMPLE:
+        return
     for ban in bans:
         left = share
         chosen: list[str] = []
-        for line in samples_of(ban)[:per_ban]:
+        for line in samples_of(ban, per_ban):
             sep = len(" -- ") if not chosen else len("\n  ")
             if left - sep < MIN_SAMPLE:
                 break
