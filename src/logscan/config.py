@@ -696,6 +696,21 @@ def _prefix(v: Any) -> int:
     return v
 
 
+def _notes_template(v: Any) -> str:
+    text = _string(v)
+    if re.sub(r"\{jail\}", "", text).count("{") or re.sub(r"\{jail\}", "", text).count("}"):
+        raise ValueError(f"may contain only the placeholder {{jail}}: {text!r}")
+    return text
+
+
+def _cloudflare_prefix(v: Any) -> int:
+    if v not in (32, 48, 64, 128):
+        raise ValueError(
+            f"Cloudflare blocks IPv6 as /32, /48, /64 or single addresses (128), not {v!r}"
+        )
+    return int(v)
+
+
 def _url(v: Any) -> str:
     if not isinstance(v, str) or not re.match(r"^https?://[^\s/]+", v):
         raise ValueError(f"must be an http(s) URL, not {v!r}")
@@ -749,13 +764,14 @@ ACTION_OPTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "zone_id": _string,
         "token_file": _string,
         "token_env": _env_name,
-        "notes": _string,
+        "notes": _notes_template,
         "mode": _choice("block", "challenge", "js_challenge", "managed_challenge"),
         "base_url": _url,
         "timeout": _seconds,
         "budget": _seconds,
-        "ipv6_prefix": _prefix,
+        "ipv6_prefix": _cloudflare_prefix,
         "concurrency": _positive_int,
+        "trust_env": _bool,
     },
     "telegram": {
         "token_file": _string,
@@ -764,6 +780,7 @@ ACTION_OPTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "base_url": _url,
         "timeout": _seconds,
         "budget": _seconds,
+        "trust_env": _bool,
     },
 }
 ACTION_TYPES = tuple(ACTION_OPTIONS)
