@@ -244,6 +244,61 @@ def report(
         typer.echo(text)
 
 
+@app.command("import-fail2ban")
+def import_fail2ban_cmd(
+    ctx: typer.Context,
+    folder: Annotated[
+        Path, typer.Argument(help="A fail2ban configuration folder (/etc/fail2ban).")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the logscan.toml here (default: print it)."),
+    ] = None,
+    secrets_dir: Annotated[
+        Path,
+        typer.Option(
+            "--secrets-dir", help="Where the tokens found in action files go (files of mode 600)."
+        ),
+    ] = Path("/etc/logscan"),
+) -> None:
+    """Translate a fail2ban set-up into a logscan.toml: jails, defaults, ignoreip, filters, actions.
+
+    Reads jail.conf, jail.d/*.conf, jail.local, jail.d/*.local in fail2ban's order. Tokens found
+    in action files (Cloudflare, Telegram) move to files of mode 600 in --secrets-dir, written
+    only with --output. Whatever cannot be mapped is listed, and the exit status is then 1.
+
+    Example: logscan import-fail2ban /etc/fail2ban -o /etc/logscan/logscan.toml
+    """
+    g = _globals(ctx)
+    from .importer import import_fail2ban, write_import
+
+    result = _guard(g, lambda: import_fail2ban(folder, secrets_dir=secrets_dir))
+    if output is not None:
+        _guard(g, lambda: write_import(result, output))
+        typer.echo(
+            f"wrote {output}"
+            + (
+                f" and {len(result.secrets)} token file(s) in {secrets_dir} (mode 600)"
+                if result.secrets
+                else ""
+            )
+        )
+    else:
+        typer.echo(result.toml_text)
+        if result.secrets:
+            typer.echo(
+                f"logscan: {len(result.secrets)} token file(s) would be written to "
+                f"{secrets_dir}: use --output to write them",
+                err=True,
+            )
+    for w in result.warnings:
+        typer.echo(f"logscan: warning: {w}", err=True)
+    for u in result.unmapped:
+        typer.echo(f"logscan: not mapped: {u}", err=True)
+    if result.unmapped:
+        raise typer.Exit(1)
+
+
 @app.command("ban")
 def ban_cmd(
     ctx: typer.Context,
