@@ -666,3 +666,25 @@ def test_not_a_fail2ban_folder(tmp_path: Path) -> None:
     with pytest.raises(Fail2banImportError):
         import_fail2ban(tmp_path, secrets_dir=tmp_path / "s")
     assert ROOT.is_dir()
+
+
+def test_cli_writes_config_and_private_token_files_and_prints_no_token(tmp_path: Path) -> None:
+    from conftest import FIXTURES, logscan
+
+    out = tmp_path / "etc" / "logscan.toml"
+    res = logscan("import-fail2ban", str(FIXTURES / "fail2ban-seed"), "-o", str(out),
+                  "--secrets-dir", str(tmp_path / "secrets"))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    for text in (res.stdout, res.stderr, out.read_text()):
+        assert "cf-test-token-123" not in text and "TEST-telegram-token" not in text
+    tokens = sorted((tmp_path / "secrets").iterdir())
+    assert [t.name for t in tokens] == ["cloudflare.token", "telegram.token"]
+    assert all(t.stat().st_mode & 0o077 == 0 for t in tokens)
+    assert (
+        logscan(
+            "--config", str(out), "test-filter", str(FIXTURES / "auth" / "auth.log"), "sshd"
+        ).returncode
+        == 0
+    )
+    res = logscan("import-fail2ban", str(tmp_path / "nope"))
+    assert res.returncode == 2
