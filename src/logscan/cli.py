@@ -135,6 +135,10 @@ def report_problems(summary: Any) -> None:
             )
         if r.error and r.error_is_new:
             typer.echo(f"logscan: action {r.name}: {r.error}", err=True)
+    if summary.daily_failed:
+        typer.echo(
+            f"logscan: {next(w for w in summary.warnings if w.startswith('daily'))}", err=True
+        )
     if summary.withheld:
         typer.echo(f"logscan: {summary.warnings[-1]}", err=True)
         raise typer.Exit(1)
@@ -227,7 +231,17 @@ def report(
         typer.echo(f"logscan: --since/--until: {exc}", err=True)
         raise typer.Exit(2) from None
     assert start is not None
-    rep = _guard(g, lambda: build_report(config, g.state_dir, start, end, jail))
+    import polars as pl
+
+    from .errors import StateError
+
+    def read_store(fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except pl.exceptions.PolarsError as exc:
+            raise StateError(f"cannot read the event store in {g.state_dir}: {exc}") from exc
+
+    rep = _guard(g, lambda: read_store(lambda: build_report(config, g.state_dir, start, end, jail)))
     if fmt == "json":
         text = json.dumps(rep.to_json(), indent=2, default=str)
     elif fmt == "csv":
@@ -235,7 +249,10 @@ def report(
     elif fmt == "html":
         from .report_html import chart_data, render_html
 
-        text = render_html(rep, chart_data(config, g.state_dir, start, end))
+        charts = _guard(
+            g, lambda: read_store(lambda: chart_data(config, g.state_dir, start, end, jail))
+        )
+        text = render_html(rep, charts)
     else:
         text = render_text(rep, fmt)
     if output is not None:

@@ -11,6 +11,7 @@ agents, user names) is attacker-controlled: every piece of text and every attrib
 
 from __future__ import annotations
 
+import fnmatch
 import html
 import math
 from collections.abc import Mapping, Sequence
@@ -70,7 +71,14 @@ def chart_data(
         index = (local_day - pl.lit(origin.date())).dt.total_days()
     else:
         index = (pl.col("time") - pl.lit(origin.astimezone(UTC))).dt.total_seconds() // step
-    per_bucket = events.group_by("jail", index.cast(pl.Int64).alias("i")).agg(n=pl.len()).collect()
+    # One pass over the files for the three aggregates (collect_all shares the scan).
+    per_bucket, per_address, summary = pl.collect_all(
+        [
+            events.group_by("jail", index.cast(pl.Int64).alias("i")).agg(n=pl.len()),
+            events.group_by("address", "jail").agg(n=pl.len()),
+            events.select(failures=pl.len(), addresses=pl.col("address").n_unique()),
+        ]
+    )
     series = {j: [0] * n for j in jails}
     for j, i, count in per_bucket.iter_rows():
         if j in series and 0 <= i < n:
@@ -96,7 +104,6 @@ def chart_data(
             ban_series[j][day_index[d]] = count
 
     # Top offenders, split by jail (same order as the report's table).
-    per_address = events.group_by("address", "jail").agg(n=pl.len()).collect()
     totals = (
         per_address.group_by("address")
         .agg(total=pl.col("n").sum())
@@ -111,9 +118,20 @@ def chart_data(
         for a, t in totals.iter_rows()
     ]
 
-    lines = load_lines(state_dir, start, end).select(pl.col("lines").sum(), pl.col("skipped").sum())
-    summary = events.select(failures=pl.len(), addresses=pl.col("address").n_unique()).collect()
-    read = lines.collect()
+    per_file = (
+        load_lines(state_dir, start, end)
+        .group_by("file")
+        .agg(pl.col("lines").sum(), pl.col("skipped").sum())
+        .collect()
+    )
+    if jail is not None:  # the files that jail reads
+        patterns = [p for j in config.jails if j.name == jail for p in j.logpaths]
+        mine = [
+            f
+            for f in per_file["file"].to_list()
+            if f == f"journal:{jail}" or any(fnmatch.fnmatch(f, p) for p in patterns)
+        ]
+        per_file = per_file.filter(pl.col("file").is_in(mine))
     return {
         "timezone": config.timezone,
         "jails": jails,
@@ -123,8 +141,8 @@ def chart_data(
         "totals": {
             "failures": int(summary["failures"][0]),
             "addresses": int(summary["addresses"][0]),
-            "lines": int(read["lines"][0] or 0),
-            "skipped": int(read["skipped"][0] or 0),
+            "lines": int(per_file["lines"].sum()),
+            "skipped": int(per_file["skipped"].sum()),
         },
     }
 
@@ -139,7 +157,8 @@ def _buckets(start: datetime, end: datetime, tz: ZoneInfo) -> tuple[datetime, in
             n = max(1, math.ceil((end - origin).total_seconds() / step))
             return origin, step, name, n
     origin = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    n = (end.astimezone(tz).date() - origin.date()).days + 1
+    last = (end - timedelta(microseconds=1)).astimezone(tz).date()
+    n = (last - origin.date()).days + 1
     return origin, 86400, "day", max(1, n)
 
 
@@ -186,18 +205,6 @@ figcaption small, h2 small { color: var(--muted); font-weight: 400; }
 .grid2 { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
 .grid2 figure { margin: 0; }
 @media (max-width: 900px) { .grid2 { grid-template-columns: 1fr; } }
-svg { display: block; width: 100%; height: auto; }
-svg text { fill: var(--muted); font-size: 11px; font-family: inherit; }
-svg .grid { stroke: var(--grid); stroke-width: 1; }
-svg .axis { stroke: var(--line); stroke-width: 1; }
-svg .sep { stroke: var(--line); stroke-width: 1; stroke-dasharray: 3 3; }
-svg .value { fill: var(--fg); font-variant-numeric: tabular-nums; }
-svg .addr { fill: var(--fg); font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; }
-svg .empty { font-size: 14px; }
-.legend { list-style: none; display: flex; flex-wrap: wrap; gap: 4px 16px; margin: 0 0 8px;
-          padding: 0; color: var(--muted); font-size: 12px; }
-.legend li { display: flex; align-items: center; gap: 6px; }
-.swatch { width: 12px; height: 12px; border-radius: 3px; display: inline-block; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid var(--line);
@@ -210,6 +217,25 @@ tbody tr:nth-child(even) { background: color-mix(in srgb, var(--line) 35%, trans
 .none { color: var(--muted); margin: 0; }
 footer { color: var(--muted); font-size: 12px; margin-top: 24px; }
 """
+
+CHART_CSS = """
+@svg { display: block; width: 100%; height: auto; }
+@svg text { fill: var(--muted); font-size: 11px; font-family: inherit; }
+@svg .grid { stroke: var(--grid); stroke-width: 1; }
+@svg .axis { stroke: var(--line); stroke-width: 1; }
+@svg .sep { stroke: var(--line); stroke-width: 1; stroke-dasharray: 3 3; }
+@svg .value { fill: var(--fg); font-variant-numeric: tabular-nums; }
+@svg .addr { fill: var(--fg); font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; }
+@svg .empty { font-size: 14px; }
+@.legend { list-style: none; display: flex; flex-wrap: wrap; gap: 4px 16px; margin: 0 0 8px;
+           padding: 0; color: var(--muted); font-size: 12px; }
+@.legend li { display: flex; align-items: center; gap: 6px; }
+@.swatch { width: 12px; height: 12px; border-radius: 3px; display: inline-block; }
+"""  # "@" stands for the scope: nothing in a report, ".logscan-chart " in a snippet
+SNIPPET_VARS = (
+    ".logscan-chart { --fg: #1d2330; --muted: #5b6474; --line: #d5d9df; --grid: #e9ecf0; "
+    "font: 13px/1.4 system-ui, sans-serif; }"
+)
 
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -250,7 +276,7 @@ def render_html(rep: Report, charts: Mapping[str, Any]) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<meta name="color-scheme" content="light dark">',
         f"<title>{_e(title)}</title>",
-        f"<style>{CSS}</style>",
+        f"<style>{CSS}{CHART_CSS.replace('@', '')}</style>",
         "</head><body><main>",
         f"<header><h1>{_e(title)}</h1><p>{_e(subtitle)}</p></header>",
         _cards(rep, charts),
@@ -352,15 +378,49 @@ def _figure(
     colors: Mapping[str, str],
     svg: str,
 ) -> str:
-    legend = "".join(
+    return (
+        f'<figure class="chart" id="{_e(ident)}"><figcaption>{_e(caption)} '
+        f"<small>({_e(note)})</small></figcaption>{_legend(jails, colors)}{svg}</figure>"
+    )
+
+
+def _legend(jails: Sequence[str], colors: Mapping[str, str]) -> str:
+    items = "".join(
         f'<li><span class="swatch" style="background:{colors[j]}"></span>{_e(j)}</li>'
         for j in jails
     )
+    return f'<ul class="legend">{items}</ul>'
+
+
+def _snippet(body: str, max_width: int) -> str:
+    """A chart to embed in another page (a notebook), with its styles scoped to it."""
+    style = SNIPPET_VARS + CHART_CSS.replace("@", ".logscan-chart ")
     return (
-        f'<figure class="chart" id="{_e(ident)}"><figcaption>{_e(caption)} '
-        f"<small>({_e(note)})</small></figcaption>"
-        f'<ul class="legend">{legend}</ul>{svg}</figure>'
+        f'<div class="logscan-chart" style="max-width:{max_width}px">'
+        f"<style>{style}</style>{body}</div>"
     )
+
+
+def svg_columns(
+    starts: Sequence[datetime],
+    series: Mapping[str, Sequence[int]],
+    step: int = 3600,
+    what: str = "failures",
+) -> str:
+    """Stacked columns with a legend, as an HTML snippet (``IPython.display.HTML``).
+
+    ``starts``: bucket start times (as they should be labelled); ``series``: {name: one count per
+    bucket}; ``step``: bucket length in seconds (86400 labels days)."""
+    colors = {j: PALETTE[i % len(PALETTE)] for i, j in enumerate(series)}
+    body = _legend(list(series), colors) + _columns(starts, series, colors, step, what)
+    return _snippet(body, 1140)
+
+
+def svg_offenders(offenders: Sequence[Mapping[str, Any]]) -> str:
+    """Horizontal bars of ``[{"address", "total", "by_jail": {jail: n}}]``, as an HTML snippet."""
+    jails = sorted({j for o in offenders for j in o.get("by_jail", {})})
+    colors = {j: PALETTE[i % len(PALETTE)] for i, j in enumerate(jails)}
+    return _snippet(_legend(jails, colors) + _hbars(offenders, jails, colors), 640)
 
 
 def _nice_ticks(top: int) -> list[int]:

@@ -137,7 +137,8 @@ def build_report(
     bans = load_bans(state_dir, jail=jail).filter(
         pl.col("time").is_between(since, until, closed="left")
     )
-    day = pl.col("time").dt.date().alias("day")
+    # Days are the owner's local days (a daily report covers one), not UTC ones.
+    day = pl.col("time").dt.convert_time_zone(config.timezone).dt.date().alias("day")
     per_day = (
         ev.group_by("jail", day)
         .agg(
@@ -246,9 +247,9 @@ def build_report(
     )
     rep.tables["unreadable_lines"] = (
         load_lines(state_dir, since, until)
-        .filter(pl.col("skipped") > 0)
         .group_by("file")
         .agg(skipped=pl.col("skipped").sum(), lines=pl.col("lines").sum())
+        .filter(pl.col("skipped") > 0)
         .sort("file")
         .collect()
     )
@@ -260,7 +261,9 @@ def _lines_per_jail_day(
 ) -> pl.DataFrame:
     per_file = (
         load_lines(state_dir, since, until)
-        .group_by("file", pl.col("time").dt.date().alias("day"))
+        .group_by(
+            "file", pl.col("time").dt.convert_time_zone(config.timezone).dt.date().alias("day")
+        )
         .agg(lines_read=pl.col("lines").sum(), skipped=pl.col("skipped").sum())
         .collect()
     )
@@ -367,7 +370,11 @@ def write_daily_reports(
             continue
         start, end = day_bounds(day, config.timezone)
         rep = build_report(config, state_dir, start, end, now=now)
-        write_atomic(md, render_text(rep, "markdown").encode())
-        write_atomic(html, render_html(rep, chart_data(config, state_dir, start, end)).encode())
-        written += [md, html]
+        if not md.exists():
+            write_atomic(md, render_text(rep, "markdown").encode())
+            written.append(md)
+        if not html.exists():
+            charts = chart_data(config, state_dir, start, end)
+            write_atomic(html, render_html(rep, charts).encode())
+            written.append(html)
     return written

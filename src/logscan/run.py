@@ -60,6 +60,7 @@ class RunSummary:
     protected: list[tuple[str, str, str]] = field(default_factory=list)  # jail, address, why
     withheld: list[Ban] = field(default_factory=list)  # over defaults.max_new_bans
     reports: list[Path] = field(default_factory=list)  # daily reports written
+    daily_failed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,14 +147,22 @@ def _daily_work(
     The one time a run with nothing new imports Polars. Marked done in the checkpoint first:
     a crash here leaves a report unwritten (the next day's run writes the missed ones; a report
     already on disk is never written twice), never a loop of retries every minute."""
+    import polars as pl
+
+    from .errors import LogscanError
     from .events import compact_and_expire
     from .reports import pending_report_days, write_daily_reports
 
     previous = checkpoint.reported_until
-    compact_and_expire(state_dir, today, config.retention_days)
-    days = pending_report_days(previous, today)
-    if days and (state_dir / "events").exists():
-        summary.reports = write_daily_reports(config, state_dir, days, now)
+    try:
+        compact_and_expire(state_dir, today, config.retention_days)
+        days = pending_report_days(previous, today)
+        if days and (state_dir / "events").exists():
+            summary.reports = write_daily_reports(config, state_dir, days, now)
+    except (OSError, LogscanError, pl.exceptions.PolarsError) as exc:
+        # Never let the daily chores stop bans: say it, and carry on with the actions.
+        summary.warnings.append(f"daily maintenance failed: {exc}")
+        summary.daily_failed = True
     checkpoint.reported_until = (today - timedelta(days=1)).isoformat()
     checkpoint.save(None)
 
@@ -249,11 +258,16 @@ def _process(
     events = EventBuffer(EventWriter(checkpoint.state_dir, checkpoint.generation + 1))
     found: dict[str, list[pl.DataFrame]] = {j.name: [] for j in config.jails}
     files: dict[str, FileState] = {}
+    from .progress import Progress
+
+    total = sum(s.end - s.start for s in plan.segments if s.end is not None)
+    progress = Progress(total or None, "reading logs", unit="B")
     for src, seg in enumerate(plan.segments):
         jails = jails_for_file(config, seg.label)
         reader = ChunkReader(seg, max_line_bytes=config.max_line_bytes)
         fsum = summary.files.setdefault(seg.label, FileSummary())
         for chunk, base in reader.chunks():
+            progress.advance(len(chunk))
             lines, counts = read_lines(chunk, base, config.max_line_bytes)
             _add_counts(fsum, counts)
             for jail in jails:
@@ -274,6 +288,7 @@ def _process(
         fsum.bytes += reader.bytes_read
         if seg.live:
             files[seg.label] = reader.final_state(plan.states[seg.label])
+    progress.close()
     for label, state in plan.states.items():
         files.setdefault(label, state)
     for jail in journals:
