@@ -134,3 +134,42 @@ ignoreip = ["2001:db8::/32"]
     assert (jail.bantime, jail.findtime, jail.maxretry) == (-1, 3600, 7)
     assert [str(n) for n in jail.ignoreip] == ["2001:db8::/32"]
     assert jail.actions == ("log",)
+
+
+def test_check_reports_token_files_commands_and_logpaths(tmp_path: Path) -> None:
+    loose = tmp_path / "cf.token"
+    loose.write_text("secret-value-123")
+    loose.chmod(0o644)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""
+[defaults]
+timezone = "UTC"
+[actions.cf]
+type = "cloudflare"
+token_file = "{loose}"
+[actions.tg]
+type = "telegram"
+token_file = "{tmp_path / "missing.token"}"
+chat_id = "42"
+[actions.fw]
+type = "nftables"
+nft = "/nonexistent/nft"
+[jails.web]
+logpath = "{tmp_path}/nothing-*.log"
+filter = "npm-404"
+actions = ["cf", "tg", "fw"]
+""")
+    res = logscan("--config", str(cfg), "--state-dir", str(tmp_path / "state"), "check")
+    assert res.returncode == 2
+    err = res.stderr
+    assert "actions.cf.token_file" in err and "chmod 600" in err and "secret-value-123" not in err
+    assert "actions.tg.token_file" in err and "not found" in err
+    assert "actions.fw.nft" in err and "command not found" in err
+    assert "jails.web.logpath" in err
+    loose.chmod(0o600)
+    (tmp_path / "missing.token").write_text("x")
+    (tmp_path / "missing.token").chmod(0o600)
+    (tmp_path / "nothing-1.log").write_text("")
+    cfg.write_text(cfg.read_text().replace('nft = "/nonexistent/nft"', 'nft = "/bin/true"'))
+    res = logscan("--config", str(cfg), "--state-dir", str(tmp_path / "state"), "check")
+    assert res.returncode == 0, res.stderr
