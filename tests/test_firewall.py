@@ -136,6 +136,20 @@ def test_shared_ipv6_target_is_held_until_the_last_ban(tmp_path: Path) -> None:
     assert perm.changes[0].expires is None
 
 
+def test_a_corrupt_book_counts_as_missing(tmp_path: Path) -> None:
+    path = book_path(tmp_path, "fw")
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert not Book.load(path).exists
+    path.write_text('{"jails": {"sshd": {"id": {"no-target": 1}}}}')
+    assert not Book.load(path).exists
+    book = Book(path)
+    plan(book, [mkban("sshd", "2001:db8::7", None)], "ban", 64)
+    book.save()
+    again = Book.load(path)
+    assert again.exists and again.holders("sshd", "2001:db8::/64")[0].expires is None
+
+
 def test_invalid_addresses_are_refused_without_touching_the_firewall(tmp_path: Path) -> None:
     a = NftablesAction(ActionSpec("nft", "nftables", {"nft": "/nonexistent/nft"}))
     bad = mkban("sshd", "not-an-address")

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import LogscanError
+from ..errors import LogscanError, StateError
 from ..ledger import Ban, iso, parse_iso
 from ..statefiles import ensure_dir, read_json, write_atomic, write_json
 from .base import Outcome, ban_target
@@ -103,15 +103,20 @@ class Book:
 
     @classmethod
     def load(cls, path: Path) -> Book:
-        raw = read_json(path)
-        if not isinstance(raw, dict):
+        """The book, or an empty one marked missing when absent or unreadable (a missing book
+        makes ``lost_state`` rebuild the firewall from the ledger: nothing is stuck on it)."""
+        try:
+            raw = read_json(path)
+            if not isinstance(raw, dict):
+                return cls(path)
+            jails: dict[str, dict[str, Entry]] = {}
+            for jail, held in dict(raw.get("jails", {})).items():
+                jails[str(jail)] = {
+                    str(ban_id): Entry(str(e["target"]), parse_iso(e.get("expires")))
+                    for ban_id, e in dict(held).items()
+                }
+        except (StateError, KeyError, TypeError, ValueError, AttributeError):
             return cls(path)
-        jails: dict[str, dict[str, Entry]] = {}
-        for jail, held in dict(raw.get("jails", {})).items():
-            jails[str(jail)] = {
-                str(ban_id): Entry(str(e["target"]), parse_iso(e.get("expires")))
-                for ban_id, e in dict(held).items()
-            }
         prefix = raw.get("ipv6_prefix")
         return cls(
             path,
