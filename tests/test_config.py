@@ -173,3 +173,23 @@ actions = ["cf", "tg", "fw"]
     cfg.write_text(cfg.read_text().replace('nft = "/nonexistent/nft"', 'nft = "/bin/true"'))
     res = logscan("--config", str(cfg), "--state-dir", str(tmp_path / "state"), "check")
     assert res.returncode == 0, res.stderr
+
+
+def test_clashing_firewall_actions_and_bad_action_names(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("""
+[actions.fw1]
+type = "nftables"
+[actions.fw2]
+type = "nftables"
+[actions."../../etc/x"]
+type = "log"
+[jails.a]
+logpath = "/var/log/a.log"
+filter = "npm-404"
+actions = ["fw1", "fw2"]
+""")
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert "actions.fw2: uses the same firewall table" in str(err.value)
+    assert "actions.../../etc/x: action names" in str(err.value)

@@ -349,6 +349,9 @@ class _Validator:
         out = dict(BUILTIN_ACTIONS)
         for name, value in self.table(self.raw.get("actions", {}), "actions").items():
             t = self.table(value, f"actions.{name}")
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+                self.problem(f"actions.{name}", "action names use letters, digits, '.', '_', '-'")
+                continue
             kind = t.get("type")
             if kind not in ACTION_OPTIONS:
                 self.problem(
@@ -367,7 +370,30 @@ class _Validator:
                     options[key] = str(self.resolve(options[key]))
             self.action_requirements(kind, options, prefix)
             out[name] = ActionSpec(name, kind, options)
+        self.firewall_clashes(out)
         return out
+
+    def firewall_clashes(self, actions: Mapping[str, ActionSpec]) -> None:
+        """Two firewall actions on the same table or chains would undo each other's work."""
+        seen: dict[tuple[str, ...], str] = {}
+        for name, spec in sorted(actions.items()):
+            if spec.type == "nftables":
+                key: tuple[str, ...] = ("nft", str(spec.options.get("table", "logscan")))
+            elif spec.type == "iptables":
+                key = (
+                    "ipt",
+                    str(spec.options.get("chain_prefix", "logscan")),
+                    str(spec.options.get("parent", "INPUT")),
+                )
+            else:
+                continue
+            if key in seen:
+                self.problem(
+                    f"actions.{name}",
+                    f"uses the same firewall table/chains as "
+                    f"actions.{seen[key]}: give it another table or chain_prefix",
+                )
+            seen.setdefault(key, name)
 
     def action_requirements(self, kind: str, options: dict[str, Any], prefix: str) -> None:
         if kind in ("cloudflare", "telegram") and not (
@@ -748,6 +774,7 @@ ACTION_OPTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "ipv6_prefix": _prefix,
         "nft": _string,
         "hook": _choice("input", "forward"),
+        "budget": _seconds,
         "priority": int,
     },
     "iptables": {
@@ -757,6 +784,7 @@ ACTION_OPTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "iptables": _string,
         "ip6tables": _string,
         "blocktype": _choice("DROP", "REJECT"),
+        "budget": _seconds,
     },
     "cloudflare": {
         "scope": _choice("user", "account", "zone"),
