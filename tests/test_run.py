@@ -303,3 +303,44 @@ def test_sigkill_anywhere_then_rerun_ends_like_an_uninterrupted_run(
     assert _state_summary(state) == _state_summary(tmp_path / "ref")
     log_lines = (state / "actions.log").read_text().splitlines()
     assert len(log_lines) >= 5  # at least once per ban (a kill may repeat an idempotent call)
+
+
+def test_cron_tick_fast_path_parses_only_the_plain_run_line() -> None:
+    from pathlib import Path as P
+
+    from logscan.job import fast_run_args
+
+    got = fast_run_args(["--config", "/c.toml", "--state-dir=/s", "run", "-v", "--dry-run"])
+    assert got is not None
+    assert (got["config_path"], got["state_dir"], got["verbose"], got["dry_run"]) == (
+        P("/c.toml"),
+        P("/s"),
+        True,
+        True,
+    )
+    for other in (
+        ["run", "--help"],
+        ["--help"],
+        ["status"],
+        ["run", "--now", "x"],
+        [],
+        ["--config"],
+        ["run", "extra"],
+    ):
+        assert fast_run_args(other) is None, other
+
+
+def test_cron_tick_does_not_import_the_cli_framework(npm_setup) -> None:
+    cfg, logs, state = npm_setup(maxretry=3)
+    append(logs / "proxy-host-1_access.log", [npm_line(ago(5), "172.21.0.2", cf=ATTACKER)])
+    assert logscan("--config", str(cfg), "--state-dir", str(state), "run").returncode == 0
+    probe = (
+        "import sys\n"
+        f"sys.argv = ['logscan', '--config', {str(cfg)!r}, '--state-dir', {str(state)!r}, 'run']\n"
+        "from logscan.job import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'typer', 'pydantic', 'polars', 'click'}))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"

@@ -111,37 +111,12 @@ def run(
     Example: logscan --config examples/logscan.toml --state-dir /tmp/ls run -v --dry-run
     """
     g = _globals(ctx)
-    config = _config(g)
     at = _parse_now(now, dry_run)
-    from .run import run as do_run
+    from .job import cron_job
 
-    summary = _guard(g, lambda: do_run(config, g.state_dir, dry_run=dry_run, now=at))
-    if verbose:
-        from .summary import print_run_summary
-
-        print_run_summary(summary, dry_run=dry_run)
-    report_problems(summary)
-
-
-def report_problems(summary: Any) -> None:
-    """What cron should mail: an action that starts failing (once, not every minute while it
-    stays down: `logscan status` shows the ongoing ones), and withheld bans (exit 1)."""
-    for r in summary.actions:
-        for o in r.newly_failing:
-            typer.echo(
-                f"logscan: action {r.name} failed, will retry: {o.ban.jail} "
-                f"{o.ban.address}: {o.error}",
-                err=True,
-            )
-        if r.error and r.error_is_new:
-            typer.echo(f"logscan: action {r.name}: {r.error}", err=True)
-    if summary.daily_failed:
-        typer.echo(
-            f"logscan: {next(w for w in summary.warnings if w.startswith('daily'))}", err=True
-        )
-    if summary.withheld:
-        typer.echo(f"logscan: {summary.warnings[-1]}", err=True)
-        raise typer.Exit(1)
+    code = cron_job(g.config, g.state_dir, verbose=verbose, dry_run=dry_run, now=at, debug=g.debug)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -521,4 +496,8 @@ def _parse_now(value: str | None, dry_run: bool) -> datetime | None:
 
 
 def main() -> None:
-    app()
+    """The console script (``logscan.job.main`` is the one installed: it takes the cron tick's
+    fast path first, then comes here)."""
+    from .job import main as job_main
+
+    job_main()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import typer
 from tabulate import tabulate
 
 from .ledger import iso
@@ -11,21 +10,21 @@ from .run import RunSummary
 
 def print_run_summary(s: RunSummary, *, dry_run: bool) -> None:
     if s.skipped_locked:
-        typer.echo("another logscan run holds the lock: nothing done")
+        print("another logscan run holds the lock: nothing done")
         return
     for w in s.warnings:
-        typer.echo(f"warning: {w}")
+        print(f"warning: {w}")
     if s.files:
         rows = [(p, f.lines, f.skipped, f.bytes) for p, f in sorted(s.files.items())]
-        typer.echo(tabulate(rows, headers=["file", "lines", "skipped", "bytes"]))
+        print(tabulate(rows, headers=["file", "lines", "skipped", "bytes"]))
     else:
-        typer.echo("nothing new to read")
+        print("nothing new to read")
     if s.jails:
         rows2 = [
             (j, v.failures, v.ignored, v.spoofed, v.unparsed, v.historic_bans)
             for j, v in sorted(s.jails.items())
         ]
-        typer.echo(
+        print(
             tabulate(
                 rows2,
                 headers=[
@@ -39,19 +38,19 @@ def print_run_summary(s: RunSummary, *, dry_run: bool) -> None:
             )
         )
     for b in s.bans:
-        typer.echo(
+        print(
             f"ban    {b.jail} {b.address} until {iso(b.expires_at) or 'forever'}"
             f" ({b.why.get('count', '?')} failures from {b.why.get('first', '?')})"
         )
     for jail, address, why in s.protected:
-        typer.echo(f"not banned: {jail} {address}: {why}")
+        print(f"not banned: {jail} {address}: {why}")
     for u in s.unbans:
-        typer.echo(f"unban  {u.ban.jail} {u.ban.address} ({u.reason})")
+        print(f"unban  {u.ban.jail} {u.ban.address} ({u.reason})")
     if dry_run:
-        typer.echo("dry run: actions not run")
+        print("dry run: actions not run")
     for r in s.actions:
         if r.banned or r.unbanned or r.failed or r.deferred:
-            typer.echo(
+            print(
                 f"action {r.name}: {len(r.banned)} applied, {len(r.unbanned)} lifted, "
                 f"{len(r.failed)} failed, {r.deferred} waiting to retry"
             )

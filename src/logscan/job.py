@@ -1,0 +1,118 @@
+"""``logscan run`` itself, and the cron tick's fast start that skips the CLI framework.
+
+cron starts ``logscan run`` every minute; most of those runs have nothing new to read. The CLI
+framework (typer, which builds pydantic adapters for every command) costs more than such a run
+itself, so ``main`` recognises the plain cron command line (global options, ``run``, ``-v``,
+``--dry-run``) with a few lines of code and calls the job directly. Anything else, ``--help``
+included, goes to the full CLI, which calls this same ``cron_job``: one behaviour, two doors.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .config import DEFAULT_CONFIG, DEFAULT_STATE_DIR
+from .errors import LogscanError
+
+
+def err(text: str) -> None:
+    print(f"logscan: {text}", file=sys.stderr)
+
+
+def cron_job(
+    config_path: Path,
+    state_dir: Path,
+    *,
+    verbose: bool = False,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    debug: bool = False,
+) -> int:
+    """One run; prints nothing on success. Returns the exit status (0, 1, or 2)."""
+    from .config import load_config
+    from .run import run
+
+    try:
+        config = load_config(config_path)
+        summary = run(config, state_dir, dry_run=dry_run, now=now)
+    except LogscanError as exc:
+        if debug:
+            raise
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            err(line)
+        return exc.exit_code
+    except OSError as exc:
+        if debug:
+            raise
+        err(str(exc))
+        return 1
+    if verbose:
+        from .summary import print_run_summary
+
+        print_run_summary(summary, dry_run=dry_run)
+    return report_problems(summary)
+
+
+def report_problems(summary: Any) -> int:
+    """What cron should mail: an action that starts failing (once, not every minute while it
+    stays down: `logscan status` shows the ongoing ones), failed daily chores, withheld bans."""
+    for r in summary.actions:
+        for o in r.newly_failing:
+            err(f"action {r.name} failed, will retry: {o.ban.jail} {o.ban.address}: {o.error}")
+        if r.error and r.error_is_new:
+            err(f"action {r.name}: {r.error}")
+    if summary.daily_failed:
+        err(next(w for w in summary.warnings if w.startswith("daily")))
+    if summary.withheld:
+        err(summary.warnings[-1])
+        return 1
+    return 0
+
+
+def fast_run_args(argv: list[str]) -> dict[str, Any] | None:
+    """The options of a plain ``[--config F] [--state-dir D] [--debug] run [-v] [--dry-run]``
+    command line, or None for anything else (the full CLI handles it)."""
+    opts: dict[str, Any] = {
+        "config_path": Path(os.environ.get("LOGSCAN_CONFIG") or DEFAULT_CONFIG),
+        "state_dir": Path(os.environ.get("LOGSCAN_STATE_DIR") or DEFAULT_STATE_DIR),
+        "verbose": False,
+        "dry_run": False,
+        "debug": False,
+    }
+    args = list(argv)
+    seen_run = False
+    while args:
+        a = args.pop(0)
+        if not seen_run:
+            if a == "run":
+                seen_run = True
+            elif a in ("--config", "-c", "--state-dir") and args and args[0][:1] != "-":
+                opts["config_path" if a != "--state-dir" else "state_dir"] = Path(args.pop(0))
+            elif a.startswith("--config=") or a.startswith("--state-dir="):
+                key, value = a[2:].split("=", 1)
+                opts["config_path" if key == "config" else "state_dir"] = Path(value)
+            elif a == "--debug":
+                opts["debug"] = True
+            else:
+                return None
+        elif a in ("-v", "--verbose"):
+            opts["verbose"] = True
+        elif a == "--dry-run":
+            opts["dry_run"] = True
+        else:
+            return None
+    return opts if seen_run else None
+
+
+def main() -> None:
+    """The ``logscan`` console script."""
+    fast = fast_run_args(sys.argv[1:])
+    if fast is not None:
+        sys.exit(cron_job(**fast))
+    from .cli import app
+
+    app()
