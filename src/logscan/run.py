@@ -419,8 +419,13 @@ def _read_journal(
 
 
 class EventBuffer:
-    """Failures for the event store, written in batches (not one file per chunk)."""
+    """Failures for the event store, written in batches rather than one file per chunk.
 
+    Small batches: a filtered frame still points into its chunk's string buffers (Polars
+    string views), so holding failures of many chunks would hold every chunk read. Writing
+    every few chunks keeps memory flat however long the backlog."""
+
+    FLUSH_PARTS = 3
     FLUSH_ROWS = 200_000
 
     def __init__(self, writer: Any) -> None:
@@ -435,7 +440,7 @@ class EventBuffer:
             return
         self.parts.append(failures.with_columns(jail=pl.lit(jail), file=pl.lit(file)))
         self.rows += failures.height
-        if self.rows >= self.FLUSH_ROWS:
+        if self.rows >= self.FLUSH_ROWS or len(self.parts) >= self.FLUSH_PARTS:
             self.flush()
 
     def flush(self) -> None:

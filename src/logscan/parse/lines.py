@@ -73,19 +73,20 @@ def read_lines(
     """Lines of ``chunk`` (which ends with b"\\n") as a frame: ``line`` and file ``offset``."""
     clean: bytes = chunk
     bad: list[int] = []
-    crlf = b"\r\n" in clean
-    if crlf:
-        # Polars strips "\r\n"; keep each line's byte length by marking the CR instead.
-        clean = clean.replace(b"\r\n", _CR_MARK)
     try:
         df = pl.read_lines(clean)  # validates UTF-8 itself, in Rust
     except pl.exceptions.ComputeError:
         clean, bad = _blank_invalid_utf8(clean)
         df = pl.read_lines(clean)
     lengths = pl.col("line").str.len_bytes().cast(pl.Int64) + 1
-    df = df.with_columns(offset=lengths.cum_sum() - lengths + base_offset)
-    if crlf:
+    if int(df.select(lengths.sum()).item() or 0) != len(clean):
+        # Polars strips "\r\n": some lines were CRLF. Keep each line's byte length right by
+        # marking the CR instead (rare: checked by length, not by scanning every chunk).
+        df = pl.read_lines(clean.replace(b"\r\n", _CR_MARK))
+        df = df.with_columns(offset=lengths.cum_sum() - lengths + base_offset)
         df = df.with_columns(pl.col("line").str.strip_suffix("\x01"))
+    else:
+        df = df.with_columns(offset=lengths.cum_sum() - lengths + base_offset)
     bad_offsets = pl.Series([base_offset + b for b in bad], dtype=pl.Int64)
     flags = df.select(
         invalid=pl.col("offset").is_in(bad_offsets.implode()),

@@ -307,6 +307,15 @@ class ChunkReader:
                         self.offset = pos
                     continue
                 chunk, carry = buf[: cut + 1], buf[cut + 1 :]
+                if carry and not seg.compressed:
+                    # Re-read the partial line with the next chunk rather than carry it: saves
+                    # copying every chunk twice (gzip cannot seek back cheaply: it carries).
+                    f.seek(-len(carry), os.SEEK_CUR)
+                    pos -= len(carry)
+                    if remaining is not None:
+                        remaining += len(carry)
+                    self.bytes_read -= len(carry)
+                    carry = b""
                 yield chunk, carry_start
                 carry_start += len(chunk)
                 self.offset = carry_start
