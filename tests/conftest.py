@@ -108,3 +108,19 @@ needs_fail2ban = pytest.mark.skipif(
     not (FAIL2BAN_FILTER_D / "sshd.conf").is_file() and not os.environ.get("CI"),
     reason="fail2ban is not installed (apt-get install fail2ban); CI installs it",
 )
+
+
+def modules_imported_by_run(cfg: Path, state: Path, *, families: tuple[str, ...]) -> list[str]:
+    """Run `logscan run` in a fresh interpreter (the console script's entry) and list which of
+    these top-level packages it imported: how the tests see a cron tick stay light."""
+    probe = (
+        "import sys\n"
+        f"sys.argv = ['logscan', '--config', {str(cfg)!r}, '--state-dir', {str(state)!r}, 'run']\n"
+        "from logscan.job import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(families)!r}))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    found: list[str] = eval(res.stdout.strip())
+    return found

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, ago, append, logscan, now_utc, npm_line
+from conftest import ROOT, ago, append, logscan, modules_imported_by_run, now_utc, npm_line
 from logscan.config import load_config
 from logscan.ledger import Ledger
 from logscan.run import run
@@ -239,20 +239,10 @@ def test_nothing_new_does_not_import_polars(npm_setup) -> None:
     cfg, logs, state = npm_setup(maxretry=3)
     append(logs / "proxy-host-1_access.log", [npm_line(ago(5), "172.21.0.2", cf=ATTACKER)])
     assert logscan("--config", str(cfg), "--state-dir", str(state), "run").returncode == 0
-    probe = (
-        "import sys\n"
-        f"sys.argv = ['logscan', '--config', {str(cfg)!r}, '--state-dir', {str(state)!r}, 'run']\n"
-        "from logscan.cli import main\n"
-        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('polars', 'pyarrow')))\n"
-    )
-    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "[]"
+    assert modules_imported_by_run(cfg, state, families=("polars", "pyarrow")) == []
     # ... while a run with something new does import it (the probe can tell)
     append(logs / "proxy-host-1_access.log", [npm_line(ago(1), "172.21.0.2", cf=ATTACKER)])
-    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    assert "'polars'" in res.stdout
+    assert modules_imported_by_run(cfg, state, families=("polars",)) == ["polars"]
 
 
 def _state_summary(state: Path) -> tuple[object, ...]:
@@ -334,13 +324,5 @@ def test_cron_tick_does_not_import_the_cli_framework(npm_setup) -> None:
     cfg, logs, state = npm_setup(maxretry=3)
     append(logs / "proxy-host-1_access.log", [npm_line(ago(5), "172.21.0.2", cf=ATTACKER)])
     assert logscan("--config", str(cfg), "--state-dir", str(state), "run").returncode == 0
-    probe = (
-        "import sys\n"
-        f"sys.argv = ['logscan', '--config', {str(cfg)!r}, '--state-dir', {str(state)!r}, 'run']\n"
-        "from logscan.job import main\n"
-        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'typer', 'pydantic', 'polars', 'click'}))\n"
-    )
-    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "[]"
+    families = ("typer", "pydantic", "polars", "click")
+    assert modules_imported_by_run(cfg, state, families=families) == []

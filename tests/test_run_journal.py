@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+from conftest import modules_imported_by_run
 from journal_util import Entry, minutes_ago, write_journal
 from logscan.config import load_config
 from logscan.ledger import Ledger
@@ -71,13 +70,4 @@ def test_journal_jail_bans_reads_incrementally_and_stays_light(tmp_path: Path) -
     assert "Failed password for root" in s.bans[0].why["samples"][-1]
     assert set(Ledger.load(state).active) == {("sshd", attacker)}
     # nothing new: no Polars, no work
-    probe = (
-        "import sys\n"
-        f"sys.argv = ['logscan', '--config', {str(cfg_path)!r}, '--state-dir', {str(state)!r}, 'run']\n"
-        "from logscan.cli import main\n"
-        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-        "print('polars' in sys.modules)\n"
-    )
-    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "False"
+    assert modules_imported_by_run(cfg_path, state, families=("polars",)) == []

@@ -7,6 +7,8 @@ for a running cron run to finish rather than racing it, so nothing either of the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +50,16 @@ def _address(text: str) -> str:
     return addr.compressed
 
 
+@contextmanager
+def _locked_ledger(state_dir: Path) -> Iterator[Ledger]:
+    """The ledger, under the run lock (waiting for a running cron run rather than racing it)."""
+    ensure_dir(state_dir)
+    with run_lock(state_dir / "lock", wait=LOCK_WAIT) as got:
+        if not got:
+            raise LogscanError("another logscan run holds the lock for too long; try again")
+        yield Ledger.load(state_dir)
+
+
 def ban(
     config: Config,
     state_dir: Path,
@@ -67,13 +79,9 @@ def ban(
     if why_not and not force:
         raise RefusedError(f"{addr} is {why_not}: not banned (use --force to ban it anyway)")
     duration = jail.bantime if seconds is None else seconds
-    ensure_dir(state_dir)
     result = ManualResult()
-    with run_lock(state_dir / "lock", wait=LOCK_WAIT) as got:
-        if not got:
-            raise LogscanError("another logscan run holds the lock for too long; try again")
+    with _locked_ledger(state_dir) as ledger:
         now = now or datetime.now(UTC)
-        ledger = Ledger.load(state_dir)
         current = ledger.active.get((jail.name, addr))
         if current is not None and current.active_at(now):
             result.already = current
@@ -99,13 +107,9 @@ def unban(
     jails = [_jail(config, jail_name)] if jail_name else list(config.jails)
     names = {j.name for j in jails}
     addr = _address(address) if address is not None else None
-    ensure_dir(state_dir)
     result = ManualResult()
-    with run_lock(state_dir / "lock", wait=LOCK_WAIT) as got:
-        if not got:
-            raise LogscanError("another logscan run holds the lock for too long; try again")
+    with _locked_ledger(state_dir) as ledger:
         now = now or datetime.now(UTC)
-        ledger = Ledger.load(state_dir)
         lifting = [
             Unban(b, now, "manual")
             for (j, a), b in sorted(ledger.active.items())
