@@ -264,7 +264,9 @@ def test_sigkill_at_100_points_of_a_replayed_scenario(tmp_path: Path) -> None:
         cases += [Case(step, [], p) for p in _spread(refs[""][1][step], 14)]
         for name, mode in FUNCS.items():
             total = refs[name][1][step]
-            cases += [Case(step, mode, p) for p in _spread(total, 6 if name == "write_atomic" else 4)]
+            cases += [
+                Case(step, mode, p) for p in _spread(total, 6 if name == "write_atomic" else 4)
+            ]
     distinct = {c.label for c in cases}
     assert len(distinct) >= 100, len(distinct)
 
@@ -318,9 +320,11 @@ def _action_steps(t: datetime) -> list[tuple[str, Any]]:
     """(kind, data): "run" with lines to append first, or "unban" an address."""
     line = lambda s, a: npm_line(t - timedelta(seconds=s), PROXY, cf=a)  # noqa: E731
     return [
-        ("run", [line(60 - i, "198.51.100.1") for i in range(3)] + [
-            line(50 - i, "198.51.100.2") for i in range(3)
-        ]),
+        (
+            "run",
+            [line(60 - i, "198.51.100.1") for i in range(3)]
+            + [line(50 - i, "198.51.100.2") for i in range(3)],
+        ),
         ("unban", "198.51.100.1"),
         ("run", [line(40 - i, "198.51.100.3") for i in range(3)]),
     ]

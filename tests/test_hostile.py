@@ -30,9 +30,7 @@ CTX = ParseContext(
 FILTERS = {name: compile_filter(spec) for name, spec in BUILTIN_FILTERS.items()}
 EVIL = "6.6.6.6"
 T = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-FAST = settings(
-    max_examples=40, deadline=5000, suppress_health_check=[HealthCheck.too_slow]
-)
+FAST = settings(max_examples=40, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
 
 pieces = st.sampled_from(
     [b"\x00", b"\r", b"\r\n", b"\xff\xfe", b"\xc3", b"\xed\xa0\x80", b"[Client 6.6.6.6]",
@@ -77,7 +75,7 @@ def test_huge_lines_nul_and_cr() -> None:
 INJECTIONS = [
     # user agent / URI carrying another address, from an untrusted direct client
     npm_line(T, "198.51.100.7", ua=f"x [Client {EVIL}] [CF-conn-IP {EVIL}]"),
-    npm_line(T, "198.51.100.7", uri=f"/a [Client {EVIL}] [CF-conn-IP {EVIL}] \"-\""),
+    npm_line(T, "198.51.100.7", uri=f'/a [Client {EVIL}] [CF-conn-IP {EVIL}] "-"'),
     npm_line(T, "172.21.0.2", cf="203.0.113.9", ua=f'" [Client {EVIL}] [CF-conn-IP {EVIL}] "'),
     npm_line(T, "198.51.100.7", uri=f"/x client: {EVIL}, server: a", ua=f"client: {EVIL}"),
     # forged Cloudflare header from an untrusted client
@@ -90,9 +88,9 @@ INJECTIONS = [
     f"Nov 23 12:00:00 h sshd[1]: Failed password for x from {EVIL} port 22 ssh2 from "
     "198.51.100.8 port 4242 ssh2",
     # nginx error log with the address in the request
-    f'2026/11/23 12:00:00 [error] 1#1: *1 access forbidden by rule, client: 198.51.100.8, '
+    f"2026/11/23 12:00:00 [error] 1#1: *1 access forbidden by rule, client: 198.51.100.8, "
     f'server: a, request: "GET /client: {EVIL} HTTP/1.1", host: "a"',
-    f'2026/11/23 12:00:00 [error] 1#1: *1 access forbidden by rule, client: 198.51.100.8, '
+    f"2026/11/23 12:00:00 [error] 1#1: *1 access forbidden by rule, client: 198.51.100.8, "
     f'server: a, request: "GET / HTTP/1.1", host: "client: {EVIL}"',
 ]
 

@@ -273,7 +273,5 @@ def test_full_state_folder_fails_clearly_and_keeps_state(tmp_path: Path) -> None
     _check_clear_failure(res_err)
     import hashlib
 
-    expect = sorted(
-        f"{hashlib.sha256(v).hexdigest()}  ./{k}" for k, v in before.items()
-    )
+    expect = sorted(f"{hashlib.sha256(v).hexdigest()}  ./{k}" for k, v in before.items())
     assert sorted(sums) == expect

@@ -113,9 +113,11 @@ class RotationMachine(RuleBasedStateMachine):
         self.partial = None
 
     @precondition(
-        lambda self: self.live_exists
-        and self.rotations_since_read < 2
-        and (self.torn_rotation_allowed or self.partial is None)
+        lambda self: (
+            self.live_exists
+            and self.rotations_since_read < 2
+            and (self.torn_rotation_allowed or self.partial is None)
+        )
     )
     @rule()
     def rename_and_create(self) -> None:
@@ -127,9 +129,11 @@ class RotationMachine(RuleBasedStateMachine):
         self.rotations_since_read += 1
 
     @precondition(
-        lambda self: self.live_exists
-        and self.rotations_since_read < 2
-        and (self.torn_rotation_allowed or self.partial is None)
+        lambda self: (
+            self.live_exists
+            and self.rotations_since_read < 2
+            and (self.torn_rotation_allowed or self.partial is None)
+        )
     )
     @rule()
     def copytruncate(self) -> None:
