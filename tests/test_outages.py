@@ -247,12 +247,6 @@ def test_read_only_state_folder_fails_clearly_and_keeps_state(tmp_path: Path) ->
 
 
 @needs_unshare
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a full state folder (ENOSPC) while writing the window/events Parquet gives a "
-    "35-line traceback (polars.exceptions.ComputeError: No space left on device) instead of "
-    "one 'logscan: ...' line; the Parquet write is not wrapped in StateError",
-)
 def test_full_state_folder_fails_clearly_and_keeps_state(tmp_path: Path) -> None:
     cfg, state = _prepared(tmp_path)
     before = _snapshot(state)

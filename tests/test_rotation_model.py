@@ -238,15 +238,11 @@ SETTINGS = settings(
 RotationMachine.TestCase.settings = SETTINGS
 NoTornRotationMachine.TestCase.settings = SETTINGS
 BUGS = (
-    "logscan bugs found by this model (see the deterministic tests below): the unterminated last "
-    "line of a rotated file is returned as a line; a copytruncated file whose fingerprint was "
-    "empty (offset 0) loses the lines written and rotated before the next run; an empty "
-    "fingerprint matches any rotated file, so an already-read .1.gz is read again"
+    "logscan bug found by this model (see test_empty_fingerprint_does_not_match_an_already_read_gz): "
+    "an empty fingerprint matches any rotated file, so an already-read .1.gz can be read again"
 )
 TestRotationModel = pytest.mark.xfail(strict=True, reason=BUGS)(RotationMachine.TestCase)
-TestRotationModelNoTornRotation = pytest.mark.xfail(strict=True, reason=BUGS)(
-    NoTornRotationMachine.TestCase
-)
+TestRotationModelNoTornRotation = NoTornRotationMachine.TestCase
 
 
 def _w(path: Path, text: str) -> None:
@@ -254,11 +250,6 @@ def _w(path: Path, text: str) -> None:
         f.write(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a rotated file's unterminated last line is returned as a complete line "
-    "(nginx may still complete it in the renamed file until USR1)",
-)
 def test_partial_line_of_a_rotated_file_is_not_returned(tmp_path: Path) -> None:
     live = tmp_path / "app.log"
     _w(live, "L1\npart")
@@ -270,11 +261,6 @@ def test_partial_line_of_a_rotated_file_is_not_returned(tmp_path: Path) -> None:
     assert got == []  # got ['part']
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: lines appended to a file that was empty at the last run, then copytruncated "
-    "before the next run, are lost (offset 0 and an empty fingerprint look unchanged)",
-)
 def test_copytruncate_of_a_file_empty_at_the_last_run(tmp_path: Path) -> None:
     live = tmp_path / "app.log"
     live.touch()

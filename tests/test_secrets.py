@@ -106,7 +106,6 @@ BUG_EVENTS = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_EVENTS)
 def test_state_files_are_private(tmp_path: Path) -> None:
     with CloudflareFake() as cf, TelegramFake() as tg:
         cf.down = 503
@@ -122,7 +121,6 @@ def test_state_files_are_private(tmp_path: Path) -> None:
     assert not bad, bad
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_EVENTS)
 def test_state_files_are_private_files_only(tmp_path: Path) -> None:
     """Files (not folders) are 0600, reports included."""
     with CloudflareFake() as cf, TelegramFake() as tg:

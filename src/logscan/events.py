@@ -22,6 +22,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import StateError
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -61,7 +63,7 @@ class EventWriter:
                     f.unlink()
 
     def write(self, dataset: str, frame: pl.DataFrame, time_col: str) -> None:
-        """Append rows, split by UTC day of ``time_col``."""
+        """Append rows, split by UTC day of ``time_col``. Folders 700, files 600."""
         import polars as pl
 
         if frame.height == 0:
@@ -70,13 +72,40 @@ class EventWriter:
         days = frame.with_columns(_d=pl.col(time_col).dt.date())
         for (day,), part in days.group_by("_d"):
             folder = self.root / dataset / f"date={day}"
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             path = folder / f"{self.tag}-{self.seq:05d}.parquet"
-            tmp = path.with_suffix(".tmp")
-            part.drop("_d").write_parquet(tmp, compression="zstd", statistics=True)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            try:
+                _private_dirs(folder)
+                _write_private(part.drop("_d"), path)
+            except (OSError, pl.exceptions.PolarsError) as exc:
+                reason = (
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                )
+                raise StateError(f"cannot write the event store ({path}): {reason}") from None
+
+
+def _private_dirs(folder: Path) -> None:
+    """Create ``folder`` and its missing parents with mode 700 (mkdir's parents ignore mode)."""
+    missing = []
+    p = folder
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(d, 0o700)
+
+
+def _write_private(frame: pl.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    try:
+        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        os.chmod(tmp, 0o600)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave half a file behind
+        raise
 
 
 def compact_and_expire(state_dir: Path, today: date, retention_days: int) -> None:
@@ -97,9 +126,9 @@ def compact_and_expire(state_dir: Path, today: date, retention_days: int) -> Non
                 continue
             staging = work / ds / folder.name
             shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True, mode=0o700)
-            merged = pl.read_parquet(files)
-            merged.write_parquet(staging / "compact.parquet", compression="zstd", statistics=True)
+            _private_dirs(staging)
+            _write_private(pl.read_parquet(files), staging / "compact.parquet")
+            os.chmod(staging, 0o700)
             _swap(folder, staging)
     shutil.rmtree(work, ignore_errors=True)
 

@@ -150,7 +150,9 @@ def _same_file(prev: FileState, path: str, st: os.stat_result) -> bool:
     if (prev.dev, prev.ino) != (st.st_dev, st.st_ino) or st.st_size < prev.offset:
         return False
     if prev.fp_len == 0:
-        return True
+        # Nothing read yet, so no fingerprint: a file no longer than before but modified since
+        # was written to and cut (copytruncate): look for its copy among the generations.
+        return not (st.st_size <= prev.offset and st.st_mtime_ns != prev.mtime_ns)
     return fingerprint(path, prev.fp_len) == prev.fp
 
 
@@ -257,6 +259,7 @@ class ChunkReader:
     offset: int = 0
     skip_line: bool = False
     long_lines: int = 0
+    partial_tails: int = 0
     bytes_read: int = 0
 
     def __post_init__(self) -> None:
@@ -320,8 +323,10 @@ class ChunkReader:
                 carry_start += len(chunk)
                 self.offset = carry_start
             if carry and not seg.live:
-                # The end of a rotated file will never grow: its last line is complete.
-                yield carry + b"\n", carry_start
+                # An unterminated end of a rotated file is not a line: the writer may still
+                # complete it through its open descriptor (nginx does until USR1). Counted, not
+                # returned as a truncated line.
+                self.partial_tails += 1
                 self.offset = carry_start + len(carry)
             elif carry and len(carry) > self.max_line_bytes:
                 self.long_lines += 1
