@@ -191,5 +191,29 @@ actions = ["fw1", "fw2"]
 """)
     with pytest.raises(ConfigError) as err:
         load_config(cfg)
-    assert "actions.fw2: uses the same firewall table" in str(err.value)
+    assert "actions.fw2: uses the same nftables table" in str(err.value)
     assert "actions.../../etc/x: action names" in str(err.value)
+
+
+def test_iptables_actions_sharing_chains_clash_only_within_a_jail(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    body = """
+[actions.ipt1]
+type = "iptables"
+[actions.ipt2]
+type = "iptables"
+[jails.a]
+logpath = "/var/log/a.log"
+filter = "npm-404"
+actions = ["ipt1"]
+[jails.b]
+logpath = "/var/log/b.log"
+filter = "npm-404"
+actions = ["ipt2"]
+"""
+    cfg.write_text(body)
+    load_config(cfg)  # different jails: different chains
+    cfg.write_text(body.replace('actions = ["ipt2"]', 'actions = ["ipt1", "ipt2"]'))
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert "jails.b.actions: actions ipt1 and ipt2 use the same iptables chain" in str(err.value)

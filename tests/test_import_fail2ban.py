@@ -465,7 +465,12 @@ def test_firewall_ports_follow_fail2ban(tmp_path: Path) -> None:
     assert (config.jail("web").ports, config.jail("web").protocol) == ((22,), "tcp")
     assert (config.jail("all").ports, config.jail("all").protocol) == ((), "udp")
     assert config.jail("range").ports == (8000, 8001, 8002, 8003, 443)
-    assert config.actions["nftables"].options == {"hook": "forward"}
+    assert config.actions["nftables"].options["hook"] == "forward"
+    # two nftables actions: each gets a table of its own (logscan refuses a shared one)
+    tables = {
+        a.options.get("table", "logscan") for a in config.actions.values() if a.type == "nftables"
+    }
+    assert len(tables) == 2
     assert config.actions["nftables-allports"].type == "nftables"
     # no action.d copies here: fail2ban's stock [Init] values (chain INPUT, REJECT)
     assert config.actions["iptables-multiport"].options == {"blocktype": "REJECT"}

@@ -491,6 +491,21 @@ class FakeClock:
         return self.t
 
 
+def _read_pty(screen: Any, want_cr: int, limit: float = 5.0) -> str:
+    """What the pty received: reads until ``want_cr`` carriage returns arrived or time is up
+    (one read may return only part of what was written, on a busy machine)."""
+    import select
+    import time
+
+    data = b""
+    deadline = time.monotonic() + limit
+    while data.count(b"\r") < want_cr and time.monotonic() < deadline:
+        ready, _, _ = select.select([screen], [], [], 0.1)
+        if ready:
+            data += screen.read(4096)
+    return data.decode()
+
+
 def test_progress_draws_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     from logscan.progress import Progress
 

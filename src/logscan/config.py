@@ -303,6 +303,7 @@ class _Validator:
             )
             if jail is not None:
                 jails.append(jail)
+        self.iptables_clashes(jails, actions)
         if not self.raw.get("jails"):
             self.problem("jails", "no jail is configured")
         if self.problems:
@@ -374,26 +375,39 @@ class _Validator:
         return out
 
     def firewall_clashes(self, actions: Mapping[str, ActionSpec]) -> None:
-        """Two firewall actions on the same table or chains would undo each other's work."""
-        seen: dict[tuple[str, ...], str] = {}
+        """Two nftables actions on one table would rebuild each other's sets away."""
+        seen: dict[str, str] = {}
         for name, spec in sorted(actions.items()):
-            if spec.type == "nftables":
-                key: tuple[str, ...] = ("nft", str(spec.options.get("table", "logscan")))
-            elif spec.type == "iptables":
+            if spec.type != "nftables":
+                continue
+            table = str(spec.options.get("table", "logscan"))
+            if table in seen:
+                self.problem(
+                    f"actions.{name}",
+                    f"uses the same nftables table as actions.{seen[table]}: give it another table",
+                )
+            seen.setdefault(table, name)
+
+    def iptables_clashes(self, jails: list[JailConfig], actions: Mapping[str, ActionSpec]) -> None:
+        """Two iptables actions with the same chains in one jail would fight over them (chains
+        are per jail, so different jails may share a chain prefix)."""
+        for jail in jails:
+            seen: dict[tuple[str, str], str] = {}
+            for name in jail.actions:
+                spec = actions.get(name)
+                if spec is None or spec.type != "iptables":
+                    continue
                 key = (
-                    "ipt",
                     str(spec.options.get("chain_prefix", "logscan")),
                     str(spec.options.get("parent", "INPUT")),
                 )
-            else:
-                continue
-            if key in seen:
-                self.problem(
-                    f"actions.{name}",
-                    f"uses the same firewall table/chains as "
-                    f"actions.{seen[key]}: give it another table or chain_prefix",
-                )
-            seen.setdefault(key, name)
+                if key in seen:
+                    self.problem(
+                        f"jails.{jail.name}.actions",
+                        f"actions {seen[key]} and {name} "
+                        "use the same iptables chain: give one another chain_prefix",
+                    )
+                seen.setdefault(key, name)
 
     def action_requirements(self, kind: str, options: dict[str, Any], prefix: str) -> None:
         if kind in ("cloudflare", "telegram") and not (

@@ -1452,6 +1452,11 @@ class _Importer:
                     where, f"{name}: blocktype {' '.join(blocktype)!r}: not REJECT/DROP", jail
                 )
         else:
+            # Each nftables action needs a table of its own (logscan refuses two sharing one).
+            tables: set[str] = self.__dict__.setdefault("_nft_tables", set())
+            if tables:
+                opts["table"] = "logscan_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+            tables.add(str(opts.get("table", "logscan")))
             hook = values.get("chain_hook", "input")
             if hook in ("input", "forward"):
                 if hook != "input":
