@@ -45,21 +45,34 @@ def _iso_time(text: pl.Expr, zone: pl.Expr, tz: str) -> pl.Expr:
 
 def parse_syslog(lines: pl.LazyFrame, tz: str, now: datetime, *, journal: bool) -> pl.LazyFrame:
     """Add ``time`` (UTC; kept as given for journal entries), ``ident``, ``pid``, ``message``."""
+    # The regex's struct is computed once into a column, then read field by field: an
+    # expression used several times in one `with_columns` is evaluated once per use.
     if journal:
-        g = pl.col("line").str.extract_groups(_JOURNAL_RE)
-        return lines.with_columns(
+        g = pl.col("_g")
+        return (
+            lines.with_columns(_g=pl.col("line").str.extract_groups(_JOURNAL_RE))
+            .with_columns(
+                ident=g.struct.field("ident"),
+                pid=g.struct.field("pid"),
+                message=g.struct.field("message"),
+            )
+            .drop("_g")
+        )
+    g = pl.col("_g")
+    bsd, iso, zone = (pl.col(n) for n in ("_bsd", "_iso", "_zone"))
+    time = (
+        pl.when(bsd.is_not_null()).then(_bsd_time(bsd, tz, now)).otherwise(_iso_time(iso, zone, tz))
+    )
+    return (
+        lines.with_columns(_g=pl.col("line").str.extract_groups(_FILE_RE))
+        .with_columns(
+            _bsd=g.struct.field("bsd"),
+            _iso=g.struct.field("iso"),
+            _zone=g.struct.field("zone"),
             ident=g.struct.field("ident"),
             pid=g.struct.field("pid"),
             message=g.struct.field("message"),
         )
-    g = pl.col("line").str.extract_groups(_FILE_RE)
-    bsd, iso, zone = (g.struct.field(n) for n in ("bsd", "iso", "zone"))
-    time = (
-        pl.when(bsd.is_not_null()).then(_bsd_time(bsd, tz, now)).otherwise(_iso_time(iso, zone, tz))
-    )
-    return lines.with_columns(
-        time=time,
-        ident=g.struct.field("ident"),
-        pid=g.struct.field("pid"),
-        message=g.struct.field("message"),
+        .with_columns(time=time)
+        .drop("_g", "_bsd", "_iso", "_zone")
     )
