@@ -498,3 +498,12 @@ def test_fail2ban_1_0_2_gives_the_recorded_columns(mode: str, fail2ban: Fail2ban
     assert fail2ban.failures[mode] == recorded
     reasons = {c.line: classify(c, fail2ban.version) for c in differing_cases(mode, recorded)}
     assert reasons == {n: e.difference for n, e in TABLE[mode].items() if e.difference}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_frame_classifier_decides_as_match_sshd(mode: str) -> None:
+    from logscan.parse.sshd_rules import classify_sshd
+
+    frame = corpus_frame()
+    got = classify_sshd(frame.lazy(), "message", mode).select("rule", "host", "user", "nofail")
+    assert got.collect().to_dicts() == run_rules(mode)

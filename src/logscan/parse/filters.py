@@ -232,10 +232,10 @@ class SshdFilter:
     mode: str
 
     def _classify(self, lines: pl.LazyFrame, ctx: ParseContext, journal: bool) -> pl.LazyFrame:
-        from .sshd_rules import match_sshd
+        from .sshd_rules import classify_sshd
         from .syslog import parse_syslog
 
-        # Materialise the parsed columns first: `match_sshd` refers to its input once per rule,
+        # Materialise the parsed columns first: the rules refer to their input once per rule,
         # and an unevaluated expression there would be recomputed for every reference.
         parsed = (
             parse_syslog(lines, ctx.tz, ctx.now, journal=journal)
@@ -245,11 +245,7 @@ class SshdFilter:
             )
             .collect()
         )
-        return (
-            parsed.lazy()
-            .with_columns(match_sshd(pl.col("_msg"), self.mode).alias("_m"))
-            .unnest("_m")
-        )
+        return parsed.lazy().pipe(classify_sshd, "_msg", self.mode)
 
     def explain(self, lines: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         journal = "time" in lines.columns
