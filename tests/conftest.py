@@ -124,3 +124,24 @@ def modules_imported_by_run(cfg: Path, state: Path, *, families: tuple[str, ...]
     assert res.returncode == 0, res.stderr
     found: list[str] = eval(res.stdout.strip())
     return found
+
+
+FAIL2BAN_PACKAGE = Path("/usr/lib/python3/dist-packages")
+
+
+def fail2ban_importable() -> bool:
+    """Import fail2ban's own Python package (Debian installs it for the system Python).
+
+    Its folder is on sys.path only during the import (its submodules are then found through
+    the package itself), so other tests never pick up Debian's packages by accident.
+    """
+    if "fail2ban" in sys.modules:
+        return True
+    sys.path.append(str(FAIL2BAN_PACKAGE))
+    try:
+        import fail2ban  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return False
+    finally:
+        sys.path.remove(str(FAIL2BAN_PACKAGE))
+    return True

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from conftest import fail2ban_importable as _fail2ban_importable
 from conftest import needs_fail2ban
 from logscan.parse.fail2ban_conf import (
     Fail2banFilter,
@@ -21,7 +21,6 @@ from logscan.parse.fail2ban_conf import (
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "fail2ban"
 FILTER_D = Path("/etc/fail2ban/filter.d")
-F2B_PACKAGE = Path("/usr/lib/python3/dist-packages")
 
 
 Writer = Callable[..., Path]
@@ -304,24 +303,6 @@ def _stock_filters() -> list[Path]:
     include_only = {"common", "apache-common", "botsearch-common", "exim-common"}
     include_only |= {"selinux-common"}  # needs _type from the including filter
     return [p for p in sorted(FILTER_D.glob("*.conf")) if p.stem not in include_only]
-
-
-def _fail2ban_importable() -> bool:
-    """Import fail2ban's own Python package (Debian installs it for the system Python).
-
-    Its folder is on sys.path only during the import (its submodules are then found through
-    the package itself), so other tests never pick up Debian's packages by accident.
-    """
-    if "fail2ban" in sys.modules:
-        return True
-    sys.path.append(str(F2B_PACKAGE))
-    try:
-        import fail2ban  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        return False
-    finally:
-        sys.path.remove(str(F2B_PACKAGE))
-    return True
 
 
 def _fail2ban_view(name: str, mode: str | None) -> dict[str, object]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import fail2ban_importable as _fail2ban_importable
 from conftest import needs_fail2ban
 from logscan.parse import fail2ban_engine
 from logscan.parse.fail2ban_conf import (
@@ -282,24 +282,6 @@ def test_stock_sshd_with_journal_times(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # Against fail2ban itself, line by line, on fail2ban's own sample logs
 # --------------------------------------------------------------------------------------------
-
-
-def _fail2ban_importable() -> bool:
-    """Import fail2ban's own Python package (Debian installs it for the system Python).
-
-    Its folder is on sys.path only during the import (its submodules are then found through
-    the package itself), so other tests never pick up Debian's packages by accident.
-    """
-    if "fail2ban" in sys.modules:
-        return True
-    sys.path.append(str(F2B_PACKAGE))
-    try:
-        import fail2ban  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        return False
-    finally:
-        sys.path.remove(str(F2B_PACKAGE))
-    return True
 
 
 @pytest.fixture

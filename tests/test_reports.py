@@ -527,7 +527,7 @@ def test_progress_draws_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> N
             assert p.line() == (
                 "reading [############............]  50% 512.0 KiB / 1.0 MiB eta 1s 487.6 KiB/s"
             )
-        drawn = screen.read(4096).decode()
+        drawn = _read_pty(screen, want_cr=3)
         assert drawn.startswith("\rreading [############............]  50% 512.0 KiB / 1.0 MiB")
         assert drawn.count("\r") == 3 and drawn.endswith(" " * 20 + "\r")  # drawn once, erased
         monkeypatch.setenv("TERM", "dumb")

@@ -13,9 +13,9 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from .addresses import DEFAULT_TRUSTED_PROXIES, Network, NetworkSet, parse_network
+from .addresses import DEFAULT_TRUSTED_PROXIES, Network, parse_network
 from .durations import parse_duration
 from .errors import ConfigError, ConfigProblem
 
@@ -122,9 +122,6 @@ class Config:
     max_new_bans: int = 100  # per run: more means a broken filter; the rest wait, loudly
     retention_days: int = 90  # event store days kept
     increment: Increment = field(default_factory=Increment)
-
-    def ignore_set(self, jail: JailConfig) -> NetworkSet:
-        return NetworkSet(jail.ignoreip)
 
     def jail(self, name: str) -> JailConfig:
         for j in self.jails:
@@ -713,9 +710,6 @@ def _zone_exists(name: str) -> bool:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return False
     return True
-
-
-ActionType = Literal["log"]
 
 
 # --- actions' options (after the converters they use) ---------------------------------------

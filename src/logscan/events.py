@@ -17,7 +17,6 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -183,11 +182,6 @@ def scan(
     return lf
 
 
-def event_schemas() -> tuple[dict[str, pl.DataType], dict[str, pl.DataType]]:
-    """(failures schema, lines schema)."""
-    return _schemas()
-
-
 def _schemas() -> tuple[dict[str, pl.DataType], dict[str, pl.DataType]]:
     import polars as pl
 
@@ -202,7 +196,3 @@ def _schemas() -> tuple[dict[str, pl.DataType], dict[str, pl.DataType]]:
         "bytes": pl.Int64(),
     }
     return events, lines
-
-
-def days_present(state_dir: Path, dataset: str = "failures") -> Iterable[date]:
-    return [d for d, _ in _day_dirs(events_dir(state_dir) / dataset)]

@@ -240,7 +240,15 @@ def _process(
     import polars as pl
 
     from .addresses import NetworkSet
-    from .detect import FAILURE_COLUMNS, FOREVER, JailParams, detect, expiry, prune_window
+    from .detect import (
+        ACTIVE_SCHEMA,
+        FAILURE_COLUMNS,
+        FOREVER,
+        JailParams,
+        detect,
+        expiry,
+        prune_window,
+    )
     from .events import EventWriter
     from .parse.filters import FilterResult, ParseContext, compile_filter
     from .parse.lines import read_lines
@@ -346,12 +354,13 @@ def _process(
                 new.filter(~pl.col("ignored")).select(list(FAILURE_COLUMNS)),
             ]
         )
+        in_force = ledger.bans_in(jail.name)
         active = pl.DataFrame(
             {
-                "address": [b.address for b in ledger.bans_in(jail.name)],
-                "blocked_until": [b.expires_at or FOREVER for b in ledger.bans_in(jail.name)],
+                "address": [b.address for b in in_force],
+                "blocked_until": [b.expires_at or FOREVER for b in in_force],
             },
-            schema={"address": pl.String, "blocked_until": pl.Datetime("us", "UTC")},
+            schema=ACTIVE_SCHEMA,
         )
         params = JailParams(jail.maxretry, jail.findtime, jail.bantime)
         found_bans, rest = detect(counting, active, params)
