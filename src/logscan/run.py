@@ -28,6 +28,7 @@ from .statefiles import ensure_dir, run_lock
 if TYPE_CHECKING:
     import polars as pl
 
+    from .parse.filters import Filter
     from .parse.lines import LineCounts
 
 
@@ -251,7 +252,7 @@ def _process(
     )
     from .events import EventWriter
     from .parse.filters import FilterResult, ParseContext, compile_filter
-    from .parse.lines import read_lines
+    from .parse.lines import read_candidates
     from .sources.files import ChunkReader
 
     summary.read_anything = True
@@ -272,11 +273,12 @@ def _process(
     progress = Progress(total or None, "reading logs", unit="B")
     for src, seg in enumerate(plan.segments):
         jails = jails_for_file(config, seg.label)
+        keep = _union_prefilter([filters[j.name] for j in jails])
         reader = ChunkReader(seg, max_line_bytes=config.max_line_bytes)
         fsum = summary.files.setdefault(seg.label, FileSummary())
         for chunk, base in reader.chunks():
             progress.advance(len(chunk))
-            lines, counts = read_lines(chunk, base, config.max_line_bytes)
+            lines, counts = read_candidates(chunk, base, config.max_line_bytes, keep)
             _add_counts(fsum, counts)
             for jail in jails:
                 result: FilterResult = filters[jail.name].failures(lines, contexts[jail.name])
@@ -458,6 +460,17 @@ class EventBuffer:
         if self.parts:
             self.writer.write("failures", pl.concat(self.parts), "time")
         self.parts, self.rows = [], 0
+
+
+def _union_prefilter(filters: list[Filter]) -> pl.Expr | None:
+    """The lines any of these filters could use (None: all lines)."""
+    keep: pl.Expr | None = None
+    for f in filters:
+        test = f.prefilter()
+        if test is None:
+            return None
+        keep = test if keep is None else keep | test
+    return keep
 
 
 def _add_counts(fsum: FileSummary, counts: LineCounts) -> None:

@@ -62,6 +62,13 @@ class FilterResult:
 class Filter(Protocol):
     def failures(self, lines: pl.DataFrame, ctx: ParseContext) -> FilterResult: ...
 
+    def prefilter(self) -> pl.Expr | None:
+        """A cheap test on ``line`` that every line this filter could use passes, or None.
+
+        Only ever narrows: the reader drops the lines no jail of a file could use before they
+        are materialised (``parse.lines.read_candidates``); ``failures`` still decides."""
+        ...
+
     def explain(self, lines: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         """Every line with its outcome (EXPLAIN_SCHEMA), for ``logscan test-filter``."""
         ...
@@ -231,6 +238,11 @@ class SshdFilter:
 
     mode: str
 
+    def prefilter(self) -> pl.Expr | None:
+        # Every rule needs the syslog ident sshd or sshd-session; journal entries are not read
+        # through here (they come as frames, already selected by the journal's matches).
+        return pl.col("line").str.contains("sshd", literal=True)
+
     def _classify(self, lines: pl.LazyFrame, ctx: ParseContext, journal: bool) -> pl.LazyFrame:
         from .sshd_rules import classify_sshd
         from .syslog import parse_syslog
@@ -285,6 +297,9 @@ class Fail2banRegexFilter:
     ``fail2ban_engine`` with fail2ban's semantics: vectorised where Polars' regex allows."""
 
     flt: Fail2banFilter
+
+    def prefilter(self) -> pl.Expr | None:
+        return None  # a failregex can match anything
 
     def _apply(self, lines: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         from .fail2ban_engine import apply_filter
