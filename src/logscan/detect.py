@@ -73,6 +73,7 @@ def detect(
         .sort("address", "time", maintain_order=True)
     )
     found: list[pl.DataFrame] = []
+    settled: list[pl.DataFrame] = []  # failures of addresses that reach no (further) ban
     findtime = timedelta(seconds=params.findtime)
     bantime_expr = (
         pl.lit(FOREVER)
@@ -87,9 +88,14 @@ def detect(
         hit_addresses = marked.filter(pl.col("reach")).select("address").unique()
         if hit_addresses.height == 0:
             break
-        candidates = marked.join(hit_addresses, on="address", how="semi").with_columns(
-            n=pl.int_range(pl.len()).over("address")
-        )
+        # An address that reaches no ban in this pass never will in this run: only a ban
+        # removes failures, and only its own. Set its failures aside, so later passes (one per
+        # repeat ban of the busiest address) look at the few addresses banned again and again
+        # rather than at the whole backlog.
+        settled.append(f.join(hit_addresses, on="address", how="anti"))
+        f = f.join(hit_addresses, on="address", how="semi")
+        marked = marked.join(hit_addresses, on="address", how="semi")
+        candidates = marked.with_columns(n=pl.int_range(pl.len()).over("address"))
         first_hit = (
             candidates.filter(pl.col("reach"))
             .group_by("address")
@@ -121,7 +127,7 @@ def detect(
     all_bans = (
         pl.concat(found).sort("banned_at", "address") if found else pl.DataFrame(schema=BAN_SCHEMA)
     )
-    return all_bans, f
+    return all_bans, pl.concat([*settled, f]) if settled else f
 
 
 def prune_window(window: pl.DataFrame, now: datetime, findtime: int) -> pl.DataFrame:
