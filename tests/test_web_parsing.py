@@ -199,3 +199,37 @@ def test_custom_filter_on_columns() -> None:
     lines, _ = read_lines(text.encode(), 0, 65536)
     ex = compile_filter(spec).explain(lines, CTX)
     assert ex["outcome"].to_list() == ["matched", "missed"]
+
+
+# --- attribution: dotted quads are looked up in Polars, the rest through ipaddress -----------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from logscan.addresses import DEFAULT_TRUSTED_PROXIES, NetworkSet, parse_address  # noqa: E402
+from logscan.parse.attribution import _lookup  # noqa: E402
+
+_OCTETS = st.one_of(
+    st.integers(0, 255).map(str),
+    st.sampled_from(["00", "01", "256", "999", "1000", "-1", " 1", "1 ", "٣", "0x1", ""]),
+)
+_RAWS = st.one_of(
+    st.lists(_OCTETS, min_size=3, max_size=5).map(".".join),
+    st.ip_addresses().map(str),
+    st.sampled_from(["::ffff:10.0.0.1", "fe80::1%eth0", "-", "1.2.3.4\n", "2606:4700::1"]),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raws=st.lists(_RAWS, min_size=1, max_size=60))
+def test_lookup_agrees_with_ipaddress_on_every_spelling(raws: list[str]) -> None:
+    trusted = NetworkSet.of(DEFAULT_TRUSTED_PROXIES)
+    ignored = NetworkSet.of(["192.168.1.0/24", "10.100.0.3", "0.0.0.0/8", "255.255.255.255"])
+    table = _lookup(pl.Series(raws, dtype=pl.String), trusted, ignored)
+    assert sorted(table["raw"].to_list()) == sorted(set(raws))
+    for raw, norm, is_trusted, is_ignored in table.iter_rows():
+        addr = parse_address(raw)
+        assert norm == (None if addr is None else addr.compressed), raw
+        assert is_trusted == (addr is not None and addr in trusted), raw
+        assert is_ignored == (addr is not None and addr in ignored), raw

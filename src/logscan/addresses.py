@@ -100,6 +100,11 @@ class NetworkSet:
     def of(cls, items: Iterable[str | Network]) -> NetworkSet:
         return cls(tuple(i if not isinstance(i, str) else parse_network(i) for i in items))
 
+    def ranges(self, version: int) -> list[tuple[int, int]]:
+        """The set's addresses of one IP version as merged, sorted (first, last) integer ranges."""
+        starts, ends = self._ranges[version]
+        return list(zip(starts, ends, strict=True))
+
     def __contains__(self, addr: object) -> bool:
         if not isinstance(addr, IPv4Address | IPv6Address):
             return False
