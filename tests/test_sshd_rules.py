@@ -507,3 +507,18 @@ def test_frame_classifier_decides_as_match_sshd(mode: str) -> None:
     frame = corpus_frame()
     got = classify_sshd(frame.lazy(), "message", mode).select("rule", "host", "user", "nofail")
     assert got.collect().to_dicts() == run_rules(mode)
+
+
+def test_every_rule_has_needles_found_in_every_message_it_matches() -> None:
+    """classify_sshd runs a rule only on messages holding one of its NEEDLES: a needle missing
+    from a message the rule matches would silently lose that failure."""
+    from logscan.parse.sshd_rules import NEEDLES
+
+    assert set(NEEDLES) == {r.name for r in RULES}
+    messages = corpus_frame()["message"].drop_nulls().to_list()
+    for rule in RULES:
+        rx = re.compile(rule.pattern)
+        matched = [m for m in messages if rx.search(m)]
+        assert matched or rule.name in {"failed-publickey"}, f"{rule.name}: no corpus example"
+        for message in matched:
+            assert any(n in message for n in NEEDLES[rule.name]), (rule.name, message)

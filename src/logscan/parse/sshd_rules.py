@@ -82,16 +82,18 @@ _DDOS_EXTRA = frozenset({"ddos", "extra", "aggressive"})
 
 # "error: ", "fatal: ", "error: PAM: " (fail2ban's __pref): sshd prefixes some messages with them.
 _PRE = r"^(?:(?:error|fatal): (?:PAM: )?)?"
+# Digits and word characters are ASCII classes ([0-9], [A-Za-z0-9_]), never \d or \w: Polars'
+# regex engine reads those as Unicode classes, which made matching about twice as slow.
 # The shape of an address literal, nothing more (validated later). It holds no space, so it cannot
 # swallow the text around it; the IPv6 form also takes IPv4-mapped addresses (::ffff:a.b.c.d).
-_IPV4 = r"(?:\d{1,3}\.){3}\d{1,3}"
-_IPV6 = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.\d{1,3}){3})?"
+_IPV4 = r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}"
+_IPV6 = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.[0-9]{1,3}){3})?"
 _HOST = rf"(?P<host>{_IPV4}|{_IPV6})"
 # Client text before the address: anything (spaces, "from 6.6.6.6 port 22", "[preauth]"). It is
 # safe only because every pattern using it ends in sshd's own text anchored at `$`, which can
 # absorb nothing: the only split left puts the real address in `host` and the rest in `user`.
 _USER = r"(?P<user>.*)"
-_PORT_OPT = r"(?: port \d+)?"
+_PORT_OPT = r"(?: port [0-9]+)?"
 _PREAUTH_OPT = r"(?: \[preauth\])?"
 
 # `Failed <method> for [invalid user ]<name> from <IP> port N ssh2[: <key info>]` (auth.c auth_log).
@@ -104,7 +106,7 @@ _PREAUTH_OPT = r"(?: \[preauth\])?"
 # the client parts of the key info must hold no space, so that no "from <IP> port N ssh2: " can be
 # shifted into or out of the name. Invalid-user lines that fit neither (a spaced name *and* key
 # info, a spaced certificate ID) are not matched: a helper missed, never a forged address.
-_METHOD = r"(?:password|keyboard-interactive(?:/[\w-]+)?|publickey|hostbased|none|unknown)"
+_METHOD = r"(?:password|keyboard-interactive(?:/[A-Za-z0-9_-]+)?|publickey|hostbased|none|unknown)"
 _KEY_TYPE = r"[A-Z0-9][A-Z0-9-]*"
 _FINGERPRINT = (
     r"(?:(?:SHA256|SHA384|SHA512|MD5):[A-Za-z0-9+/=:]+|[0-9a-f]{2}(?::[0-9a-f]{2}){15}|\(null\))"
@@ -112,12 +114,13 @@ _FINGERPRINT = (
 _HOSTBASED = r'client user "[^" ]*", client host "[^" ]*"'
 _KEY_INFO = (
     rf"(?:{_KEY_TYPE} {_FINGERPRINT}"
-    rf"|{_KEY_TYPE}-CERT(?: {_FINGERPRINT})? ID [^ ]* \(serial \d+\) CA {_KEY_TYPE} {_FINGERPRINT})"
+    rf"|{_KEY_TYPE}-CERT(?: {_FINGERPRINT})? ID [^ ]* \(serial [0-9]+\) "
+    rf"CA {_KEY_TYPE} {_FINGERPRINT})"
     rf"(?:, {_HOSTBASED})?"
 )
-_AUTH_END = r" port \d+ ssh[12]$"
-_AUTH_KEY_END = rf" port \d+ ssh[12]: {_KEY_INFO}$"
-_AUTH_ANY_END = r" port \d+ ssh[12](?:: .*)?$"
+_AUTH_END = r" port [0-9]+ ssh[12]$"
+_AUTH_KEY_END = rf" port [0-9]+ ssh[12]: {_KEY_INFO}$"
+_AUTH_ANY_END = r" port [0-9]+ ssh[12](?:: .*)?$"
 _ACCOUNT = r"(?P<user>\S+)"
 
 _NOT_ALLOWED = (
@@ -156,7 +159,7 @@ RULES: tuple[SshdRule, ...] = (
     ),
     SshdRule(
         "failed-auth",
-        rf"{_PRE}Failed [\w/-]+ for {_ACCOUNT} from {_HOST}{_AUTH_ANY_END}",
+        rf"{_PRE}Failed [A-Za-z0-9_/-]+ for {_ACCOUNT} from {_HOST}{_AUTH_ANY_END}",
         _ALL,
     ),
     SshdRule(
@@ -209,7 +212,7 @@ RULES: tuple[SshdRule, ...] = (
     # address is the only "<IP> port N:" the message can hold.
     SshdRule(
         "username-change",
-        rf"{_PRE}Disconnecting (?:invalid|authenticating) user (?P<user>\S+) {_HOST} port \d+: "
+        rf"{_PRE}Disconnecting (?:invalid|authenticating) user (?P<user>\S+) {_HOST} port [0-9]+: "
         r"Change of username or service not allowed: \(\S*\) -> \(\S*\) \[preauth\]$",
         _ALL,
     ),
@@ -241,19 +244,19 @@ RULES: tuple[SshdRule, ...] = (
     # "read: Connection reset by peer": the same failed connection, now with its address.
     SshdRule(
         "banner-exchange-closed",
-        rf"{_PRE}Connection (?:closed|reset) by {_HOST} port \d+$",
+        rf"{_PRE}Connection (?:closed|reset) by {_HOST} port [0-9]+$",
         _DDOS,
     ),
     SshdRule(
         "dispatch-fatal",
         rf"{_PRE}ssh_dispatch_run_fatal: Connection from "
-        rf"(?:(?:invalid|authenticating) user {_USER} )?{_HOST} port \d+: {_SSH_ERROR}"
+        rf"(?:(?:invalid|authenticating) user {_USER} )?{_HOST} port [0-9]+: {_SSH_ERROR}"
         rf"{_PREAUTH_OPT}$",
         _DDOS,
     ),
     SshdRule(
         "too-many-auth-failures",
-        rf"{_PRE}Disconnecting (?:invalid|authenticating) user {_USER} {_HOST} port \d+: "
+        rf"{_PRE}Disconnecting (?:invalid|authenticating) user {_USER} {_HOST} port [0-9]+: "
         r"Too many authentication failures \[preauth\]$",
         _DDOS,
     ),
@@ -280,7 +283,7 @@ RULES: tuple[SshdRule, ...] = (
     # "Their offer: ..." is the client's list, after the address.
     SshdRule(
         "unable-to-negotiate",
-        rf"{_PRE}Unable to negotiate with {_HOST}{_PORT_OPT}: no matching [\w -]+? found\. "
+        rf"{_PRE}Unable to negotiate with {_HOST}{_PORT_OPT}: no matching [A-Za-z0-9_ -]+? found\. "
         r"Their offer: .*$",
         _EXTRA,
     ),
@@ -339,41 +342,86 @@ def match_sshd(messages: pl.Expr, mode: str) -> pl.Expr:
     )
 
 
+# Text every message a rule matches contains (tested on the corpus). A rule's regex then runs
+# only on the messages that have it, instead of every rule scanning every message.
+NEEDLES: dict[str, tuple[str, ...]] = {
+    "invalid-user": ("nvalid user ", "llegal user "),
+    "failed-invalid-user": ("Failed ",),
+    "failed-invalid-user-key": ("Failed ",),
+    "failed-publickey": ("Failed publickey ",),
+    "failed-auth": ("Failed ",),
+    "max-auth-attempts": ("maximum authentication attempts exceeded ",),
+    "user-not-allowed": (" not allowed because ",),
+    "pam-auth-failure": ("authentication failure;",),
+    "pam-error": ("uthentication ", "User not known to the underlying authentication module"),
+    "root-login-refused": ("ROOT LOGIN REFUSED FROM ",),
+    "refused-connect": ("refused connect from ",),
+    "auth-fail-disconnect": ("Received disconnect from ",),
+    "username-change": ("Change of username or service not allowed",),
+    "preauth-bye": ("Received disconnect from ",),
+    "no-identification": ("Did not receive identification string from ",),
+    "bad-protocol-version": ("Bad protocol version identification ",),
+    "banner-invalid-format": ("banner exchange: Connection from ",),
+    "banner-exchange-closed": ("Connection ",),
+    "dispatch-fatal": ("ssh_dispatch_run_fatal: Connection from ",),
+    "too-many-auth-failures": ("Too many authentication failures [preauth]",),
+    "disconnected-user-preauth": ("Disconnected from ",),
+    "closed-preauth": (" [preauth]",),
+    "no-auth-methods": ("authentication methods available",),
+    "unable-to-negotiate": ("Unable to negotiate with ",),
+}
+_MATCH_SCHEMA: dict[str, pl.DataType] = {
+    "_sshd_row": pl.UInt32(),
+    "_sshd_rank": pl.UInt16(),
+    "rule": pl.String(),
+    "host": pl.String(),
+    "user": pl.String(),
+    "nofail": pl.Boolean(),
+}
+
+
 def classify_sshd(frame: pl.LazyFrame, column: str, mode: str) -> pl.LazyFrame:
     """``match_sshd`` for a frame: adds ``rule``, ``host``, ``user`` and ``nofail`` columns.
 
-    Same decisions, computed in three steps so that nothing is evaluated twice: each rule's
-    captures into a column of their own, then the index of the first matching rule, then the
-    outputs picked by that index (an expression referred to several times inside one
-    ``with_columns`` is evaluated once per reference: ~1.7 s -> ~1 s per million lines)."""
+    Same decisions (tested on the corpus in every mode), computed differently: each rule's
+    regex runs only on the messages holding one of its ``NEEDLES`` (a literal search, far
+    cheaper than a regex), every match is kept with the rule's rank, and the first-ranked match
+    of each message wins. Most messages meet one or two rules instead of all 14-24."""
     rules = rules_for_mode(mode)
-    names = [f"_sshd_{i}" for i in range(len(rules))]
-    messages = pl.col(column)
-    frame = frame.with_columns(
-        messages.str.extract_groups(f"(?P<{_MARK}>){rule.pattern}").alias(name)
-        for rule, name in zip(rules, names, strict=True)
+    base = frame.with_row_index("_sshd_row").collect()
+    messages = base.select("_sshd_row", pl.col(column).alias("_msg")).filter(
+        pl.col("_msg").is_not_null()
     )
-    first = pl.coalesce(
-        [
-            pl.when(pl.col(n).struct.field(_MARK).is_not_null()).then(pl.lit(i, pl.UInt16))
-            for i, n in enumerate(names)
-        ]
+    found: list[pl.LazyFrame] = [pl.LazyFrame(schema=_MATCH_SCHEMA)]
+    for rank, rule in enumerate(rules):
+        needles = NEEDLES[rule.name]
+        has = pl.any_horizontal([pl.col("_msg").str.contains(n, literal=True) for n in needles])
+        caught = pl.col("_msg").str.extract_groups(f"(?P<{_MARK}>){rule.pattern}")
+        has_user = "user" in _GROUP_NAME.findall(rule.pattern)
+        found.append(
+            messages.lazy()
+            .filter(has & pl.col("_msg").str.contains(rule.pattern))
+            .select("_sshd_row", caught.alias("_m"))
+            .filter(pl.col("_m").struct.field(_MARK).is_not_null())
+            .select(
+                "_sshd_row",
+                _sshd_rank=pl.lit(rank, pl.UInt16),
+                rule=pl.lit(rule.name, pl.String),
+                host=pl.col("_m").struct.field("host"),
+                user=pl.col("_m").struct.field("user") if has_user else pl.lit(None, pl.String),
+                nofail=pl.lit(rule.nofail, pl.Boolean),
+            )
+        )
+    # The rules are independent queries: collect_all runs them on all cores.
+    first = (
+        pl.concat(pl.collect_all(found))
+        .sort("_sshd_row", "_sshd_rank")
+        .unique("_sshd_row", keep="first", maintain_order=True)
+        .drop("_sshd_rank")
     )
-    frame = frame.with_columns(first.alias("_sshd_first"))
-    at = pl.col("_sshd_first")
-
-    def pick(values: list[pl.Expr]) -> pl.Expr:
-        return pl.coalesce([pl.when(at == i).then(v) for i, v in enumerate(values)])
-
-    users = [
-        pl.col(n).struct.field("user")
-        if "user" in _GROUP_NAME.findall(rule.pattern)
-        else pl.lit(None, pl.String)
-        for rule, n in zip(rules, names, strict=True)
-    ]
-    return frame.with_columns(
-        rule=pick([pl.lit(rule.name, pl.String) for rule in rules]),
-        host=pick([pl.col(n).struct.field("host") for n in names]),
-        user=pick(users),
-        nofail=pick([pl.lit(rule.nofail, pl.Boolean) for rule in rules]),
-    ).drop(*names, "_sshd_first")
+    return (
+        base.lazy()
+        .drop("rule", "host", "user", "nofail", strict=False)
+        .join(first.lazy(), on="_sshd_row", how="left", maintain_order="left")
+        .drop("_sshd_row")
+    )
