@@ -15,6 +15,7 @@ import fnmatch
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +122,17 @@ def run(
         if not dry_run:
             summary.actions = reconcile(config, ledger, state_dir, now)
     return summary
+
+
+def _return_freed_memory() -> None:
+    """Have Polars' allocator (jemalloc) give freed pages back to the system at once.
+
+    By default it keeps them for ~10 s, so every chunk read left its pages behind and the peak
+    grew with the backlog (~280 MB for 1M NPM lines, ~200 MB with this). Read by jemalloc when
+    Polars is loaded, so it must be set before the first import; a value the user set wins."""
+    import os
+
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
 
 
 def _local_today(config: Config, now: datetime) -> date:
@@ -238,6 +250,7 @@ def _process(
     now: datetime,
     summary: RunSummary,
 ) -> tuple[list[Ban], pl.DataFrame, dict[str, FileState]]:
+    _return_freed_memory()
     import polars as pl
 
     from .addresses import NetworkSet
@@ -271,29 +284,38 @@ def _process(
 
     total = sum(s.end - s.start for s in plan.segments if s.end is not None)
     progress = Progress(total or None, "reading logs", unit="B")
+
+    def apply_filters(
+        lines: pl.DataFrame, *, jails: list[JailConfig], label: str, src: int
+    ) -> None:
+        for jail in jails:
+            result: FilterResult = filters[jail.name].failures(lines, contexts[jail.name])
+            _tally(summary, jail.name, result)
+            events.add(result.failures, jail.name, label)
+            found[jail.name].append(
+                result.failures.select(
+                    "address",
+                    "time",
+                    "ignored",
+                    pl.lit(None, pl.String).alias("line"),
+                    pl.lit(src, pl.Int32).alias("src"),
+                    "offset",
+                )
+            )
+
     for src, seg in enumerate(plan.segments):
         jails = jails_for_file(config, seg.label)
         keep = _union_prefilter([filters[j.name] for j in jails])
         reader = ChunkReader(seg, max_line_bytes=config.max_line_bytes)
         fsum = summary.files.setdefault(seg.label, FileSummary())
+
+        batch = _CandidateBatch(partial(apply_filters, jails=jails, label=seg.label, src=src))
         for chunk, base in reader.chunks():
             progress.advance(len(chunk))
             lines, counts = read_candidates(chunk, base, config.max_line_bytes, keep)
             _add_counts(fsum, counts)
-            for jail in jails:
-                result: FilterResult = filters[jail.name].failures(lines, contexts[jail.name])
-                _tally(summary, jail.name, result)
-                events.add(result.failures, jail.name, seg.label)
-                found[jail.name].append(
-                    result.failures.select(
-                        "address",
-                        "time",
-                        "ignored",
-                        pl.lit(None, pl.String).alias("line"),
-                        pl.lit(src, pl.Int32).alias("src"),
-                        "offset",
-                    )
-                )
+            batch.add(lines)
+        batch.flush()
         fsum.skipped += reader.long_lines
         fsum.bytes += reader.bytes_read
         if seg.live:
@@ -427,6 +449,43 @@ def _read_journal(
             yield got.frame.select("time", "line", pl.lit(None, pl.Int64).alias("offset"))
         if got.complete:
             return
+
+
+class _CandidateBatch:
+    """Candidate lines of several chunks, filtered together.
+
+    A filter call has a fixed cost (planning, regex compilation, the address table) that a
+    chunk with a few thousand candidates (a 404 filter keeps 8 % of an NPM log) would pay
+    dozens of times per backlog. Candidates are copied out of their chunk first: a filtered
+    frame's strings still point into the chunk's buffers, and holding those would hold every
+    chunk of the batch (measured: 390 MB instead of 170 MB for 1M NPM lines)."""
+
+    ROWS = 25_000
+
+    def __init__(self, apply: Any) -> None:
+        self.apply = apply
+        self.parts: list[Any] = []
+        self.rows = 0
+
+    def add(self, lines: Any) -> None:
+        import polars as pl
+
+        if lines.height == 0:
+            return
+        if not self.parts and lines.height >= self.ROWS:
+            self.apply(lines)  # big enough alone (sshd keeps most lines): no copy
+            return
+        self.parts.append(lines.with_columns(pl.concat_str(pl.col("line"), pl.lit(""))))
+        self.rows += lines.height
+        if self.rows >= self.ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        import polars as pl
+
+        if self.parts:
+            self.apply(pl.concat(self.parts))
+        self.parts, self.rows = [], 0
 
 
 class EventBuffer:
