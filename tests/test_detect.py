@@ -107,3 +107,120 @@ def test_many_bans_per_address_in_one_long_history():
     assert times[0] == T0 + timedelta(minutes=2)
     assert times[1] == T0 + timedelta(minutes=64)
     assert all((b - a) == timedelta(minutes=62) for a, b in itertools.pairwise(times))
+
+
+# --- the as-of-join detection against the pass-by-pass one it replaced ------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from polars.testing import assert_frame_equal  # noqa: E402
+
+from logscan.detect import BAN_SCHEMA, SAMPLE_CHARS, SAMPLE_LINES  # noqa: E402
+
+
+def reference_detect(
+    failures: pl.DataFrame, active: pl.DataFrame, params: JailParams
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The pass-by-pass detection logscan used first, kept as the oracle: each pass finds every
+    address's first ban, removes what it consumed, and repeats (simple, obviously right, slow
+    with many bans per address).
+
+    ``failures`` has FAILURE_COLUMNS (ignored addresses already removed); ``active`` has address
+    and blocked_until for the bans already in force in this jail.
+    """
+    k = params.maxretry
+    f = (
+        failures.select(list(FAILURE_COLUMNS))
+        .join(active, on="address", how="left")
+        .filter(pl.col("blocked_until").is_null() | (pl.col("time") >= pl.col("blocked_until")))
+        .drop("blocked_until")
+        .sort("address", "time", maintain_order=True)
+    )
+    found: list[pl.DataFrame] = []
+    findtime = timedelta(seconds=params.findtime)
+    bantime_expr = (
+        pl.lit(FOREVER)
+        if params.bantime < 0
+        else pl.col("banned_at") + timedelta(seconds=params.bantime)
+    )
+    while f.height >= k:
+        start = pl.col("time").shift(k - 1).over("address")
+        marked = f.with_columns(
+            start=start, reach=(pl.col("time") - start <= findtime).fill_null(False)
+        )
+        hit_addresses = marked.filter(pl.col("reach")).select("address").unique()
+        if hit_addresses.height == 0:
+            break
+        candidates = marked.join(hit_addresses, on="address", how="semi").with_columns(
+            n=pl.int_range(pl.len()).over("address")
+        )
+        first_hit = (
+            candidates.filter(pl.col("reach"))
+            .group_by("address")
+            .agg(
+                pl.col("n").first().alias("hit_n"),
+                pl.col("time").first().alias("banned_at"),
+                pl.col("start").first().alias("first"),
+            )
+        )
+        samples = (
+            candidates.join(first_hit, on="address")
+            .filter(pl.col("n").is_between(pl.col("hit_n") - SAMPLE_LINES + 1, pl.col("hit_n")))
+            .group_by("address")
+            .agg(
+                pl.struct(pl.col("line").str.slice(0, SAMPLE_CHARS), "src", "offset").alias(
+                    "samples"
+                )
+            )
+        )
+        bans = first_hit.join(samples, on="address").select(list(BAN_SCHEMA))
+        found.append(bans)
+        # What the ban consumed: its own failures and everything until it expires.
+        f = (
+            f.join(bans.select("address", "banned_at"), on="address", how="left")
+            .with_columns(until=bantime_expr)
+            .filter(pl.col("banned_at").is_null() | (pl.col("time") >= pl.col("until")))
+            .drop("banned_at", "until")
+        )
+    all_bans = (
+        pl.concat(found).sort("banned_at", "address") if found else pl.DataFrame(schema=BAN_SCHEMA)
+    )
+    return all_bans, f
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "2001:db8::1"]),
+            # A few fixed instants too, so that failures share times and ban edges.
+            st.one_of(st.integers(0, 40_000), st.sampled_from([0, 30, 600, 601, 7200, 7230])),
+        ),
+        max_size=120,
+    ),
+    active=st.dictionaries(st.sampled_from(["a", "b", "x"]), st.integers(-5_000, 20_000)),
+    maxretry=st.integers(1, 6),
+    findtime=st.sampled_from([1, 60, 600, 3600]),
+    bantime=st.sampled_from([-1, 1, 30, 600, 7200]),
+)
+def test_same_bans_and_rest_as_the_pass_by_pass_detection(
+    rows: list[tuple[str, int]],
+    active: dict[str, int],
+    maxretry: int,
+    findtime: int,
+    bantime: int,
+) -> None:
+    fails = failures(*[(a, float(s)) for a, s in rows])
+    act = pl.DataFrame(
+        {
+            "address": list(active),
+            "blocked_until": [T0 + timedelta(seconds=s) for s in active.values()],
+        },
+        schema=NO_ACTIVE.schema,
+    )
+    params = JailParams(maxretry=maxretry, findtime=findtime, bantime=bantime)
+    bans, rest = detect(fails, act, params)
+    want_bans, want_rest = reference_detect(fails, act, params)
+    assert_frame_equal(bans, want_bans)
+    key = ["address", "time", "line"]
+    assert_frame_equal(rest.sort(key), want_rest.sort(key))

@@ -6,9 +6,10 @@ before its ban) do not count again; after a ban its count starts from zero. The 
 to history read for the first time, so the result does not depend on how the log was split
 into runs: a ban found in old history that has already expired is reported but not issued.
 
-Vectorised: each pass finds the *first* ban of every address at once (``shift(maxretry-1)``
-over the address), removes what that ban consumed, and repeats; passes are as many as the most
-bans one address gets in one run, never one per line. Detection never calls an action.
+Vectorised: one pass marks the failures that reach the count, an as-of join links each to the
+address's next possible ban, and the bans are read off those links (see ``detect``); a 10M-line
+backlog with hundreds of bans per address costs no more passes than one ban. Detection never
+calls an action.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ def detect(
 
     ``failures`` has FAILURE_COLUMNS (ignored addresses already removed); ``active`` has address
     and blocked_until for the bans already in force in this jail.
+
+    How: per address, in time order, a failure *reaches* the count when the (maxretry-1)-th
+    failure before it is within findtime (``start``: that failure's time). A ban consumes every
+    failure until it ends, so the next ban of the address is the first reaching failure whose
+    window starts at or after the end of the previous ban (the failures after it are unchanged,
+    so their windows are the ones computed on the whole history). That "next" is found for
+    every reaching failure at once (an as-of join); the bans are then the chain of "next" from
+    each address's first reaching failure: a walk of one step per ban, never per line.
     """
     k = params.maxretry
     f = (
@@ -71,63 +80,84 @@ def detect(
         .filter(pl.col("blocked_until").is_null() | (pl.col("time") >= pl.col("blocked_until")))
         .drop("blocked_until")
         .sort("address", "time", maintain_order=True)
+        .with_columns(_n=pl.int_range(pl.len()).over("address"))
     )
-    found: list[pl.DataFrame] = []
-    settled: list[pl.DataFrame] = []  # failures of addresses that reach no (further) ban
     findtime = timedelta(seconds=params.findtime)
-    bantime_expr = (
-        pl.lit(FOREVER)
-        if params.bantime < 0
-        else pl.col("banned_at") + timedelta(seconds=params.bantime)
+    start = pl.col("time").shift(k - 1).over("address")
+    reaching = (
+        f.select("address", "_n", "time", start.alias("start"))
+        .filter((pl.col("time") - pl.col("start") <= findtime).fill_null(False))
+        .with_row_index("_c")  # in (address, time) order
     )
-    while f.height >= k:
-        start = pl.col("time").shift(k - 1).over("address")
-        marked = f.with_columns(
-            start=start, reach=(pl.col("time") - start <= findtime).fill_null(False)
-        )
-        hit_addresses = marked.filter(pl.col("reach")).select("address").unique()
-        if hit_addresses.height == 0:
-            break
-        # An address that reaches no ban in this pass never will in this run: only a ban
-        # removes failures, and only its own. Set its failures aside, so later passes (one per
-        # repeat ban of the busiest address) look at the few addresses banned again and again
-        # rather than at the whole backlog.
-        settled.append(f.join(hit_addresses, on="address", how="anti"))
-        f = f.join(hit_addresses, on="address", how="semi")
-        marked = marked.join(hit_addresses, on="address", how="semi")
-        candidates = marked.with_columns(n=pl.int_range(pl.len()).over("address"))
-        first_hit = (
-            candidates.filter(pl.col("reach"))
-            .group_by("address")
-            .agg(
-                pl.col("n").first().alias("hit_n"),
-                pl.col("time").first().alias("banned_at"),
-                pl.col("start").first().alias("first"),
+    if reaching.height == 0:
+        return pl.DataFrame(schema=BAN_SCHEMA), f.drop("_n")
+    firsts = reaching.unique("address", keep="first", maintain_order=True)["_c"].to_list()
+    if params.bantime < 0:
+        chosen_ids = firsts  # a permanent ban is the address's only one
+    else:
+        bantime = timedelta(seconds=params.bantime)
+        after = (
+            reaching.select("_c", "address", (pl.col("time") + bantime).alias("_until"))
+            .sort("_until")
+            .join_asof(
+                # Ties on start: the earliest reaching failure is the ban.
+                reaching.select(pl.col("_c").alias("_next"), "address", "start").sort(
+                    "start", "_next"
+                ),
+                left_on="_until",
+                right_on="start",
+                by="address",
+                strategy="forward",
+                check_sortedness=False,  # sorted just above; Polars cannot check it with `by`
             )
+            .sort("_c")
         )
-        samples = (
-            candidates.join(first_hit, on="address")
-            .filter(pl.col("n").is_between(pl.col("hit_n") - SAMPLE_LINES + 1, pl.col("hit_n")))
-            .group_by("address")
-            .agg(
-                pl.struct(pl.col("line").str.slice(0, SAMPLE_CHARS), "src", "offset").alias(
-                    "samples"
-                )
-            )
+        following: list[int | None] = after["_next"].to_list()
+        chosen_ids = []
+        for c in firsts:  # one step per ban
+            step: int | None = c
+            while step is not None:
+                chosen_ids.append(step)
+                nxt = following[step]
+                step = nxt if nxt is not None and nxt > step else None
+    chosen = (
+        reaching.filter(pl.col("_c").is_in(pl.Series(chosen_ids, dtype=pl.UInt32).implode()))
+        .with_columns(
+            _until=pl.lit(FOREVER)
+            if params.bantime < 0
+            else pl.col("time") + timedelta(seconds=params.bantime),
         )
-        bans = first_hit.join(samples, on="address").select(list(BAN_SCHEMA))
-        found.append(bans)
-        # What the ban consumed: its own failures and everything until it expires.
-        f = (
-            f.join(bans.select("address", "banned_at"), on="address", how="left")
-            .with_columns(until=bantime_expr)
-            .filter(pl.col("banned_at").is_null() | (pl.col("time") >= pl.col("until")))
-            .drop("banned_at", "until")
-        )
-    all_bans = (
-        pl.concat(found).sort("banned_at", "address") if found else pl.DataFrame(schema=BAN_SCHEMA)
+        .with_columns(_prev_until=pl.col("_until").shift(1).over("address"))
     )
-    return all_bans, pl.concat([*settled, f]) if settled else f
+    # The last few failures up to each ban, among those its previous ban left counting.
+    samples = (
+        chosen.select(
+            "_c",
+            "address",
+            "_prev_until",
+            _n=pl.int_ranges(pl.col("_n") - SAMPLE_LINES + 1, pl.col("_n") + 1),
+        )
+        .explode("_n")
+        .join(f, on=["address", "_n"], how="inner")
+        .filter(pl.col("_prev_until").is_null() | (pl.col("time") >= pl.col("_prev_until")))
+        .sort("_c", "_n")
+        .group_by("_c", maintain_order=True)
+        .agg(pl.struct(pl.col("line").str.slice(0, SAMPLE_CHARS), "src", "offset").alias("samples"))
+    )
+    bans = (
+        chosen.join(samples, on="_c", how="left")
+        .select(
+            "address", pl.col("time").alias("banned_at"), pl.col("start").alias("first"), "samples"
+        )
+        .sort("banned_at", "address")
+    )
+    last_until = chosen.group_by("address").agg(pl.col("_until").max())
+    rest = (
+        f.join(last_until, on="address", how="left")
+        .filter(pl.col("_until").is_null() | (pl.col("time") >= pl.col("_until")))
+        .drop("_until", "_n")
+    )
+    return bans.select(list(BAN_SCHEMA)).cast(BAN_SCHEMA), rest  # type: ignore[arg-type]
 
 
 def prune_window(window: pl.DataFrame, now: datetime, findtime: int) -> pl.DataFrame:
