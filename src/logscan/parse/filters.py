@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
@@ -22,7 +22,6 @@ from ..config import (
     SshdFilterSpec,
 )
 from .attribution import attribute
-from .fail2ban_conf import Fail2banFilter
 from .nginx import (
     FIELD_COLUMNS,
     TIME_FORMATS,
@@ -31,6 +30,9 @@ from .nginx import (
     parse_format,
     status_prefilter,
 )
+
+if TYPE_CHECKING:
+    from .fail2ban_conf import Fail2banFilter
 
 FAILURE_SCHEMA: dict[str, pl.DataType] = {
     "time": pl.Datetime("us", "UTC"),
