@@ -163,7 +163,7 @@ class FormatFilter:
         for fmt in self.formats:
             if rest.height == 0:
                 break
-            out = parse_format(rest.lazy(), fmt, tz).collect()
+            out = parse_format(rest.lazy(), fmt, tz).collect(engine="streaming")  # both cores
             parsed.append(out.filter(pl.col("parsed")))
             rest = out.filter(~pl.col("parsed")).select("line", "offset")
         frame = pl.concat(parsed, how="diagonal_relaxed") if parsed else pl.DataFrame()
