@@ -245,6 +245,54 @@ def test_nothing_new_does_not_import_polars(npm_setup) -> None:
     assert modules_imported_by_run(cfg, state, families=("polars",)) == ["polars"]
 
 
+def test_nothing_new_with_bans_in_force_starts_no_threads(npm_setup) -> None:
+    """The idle tick with a ban applied: no action has work, so no thread pool (which imports
+    logging and threading), and state files are replaced without the tempfile module."""
+    cfg, logs, state = npm_setup(maxretry=2)
+    log = logs / "proxy-host-1_access.log"
+    append(log, [npm_line(ago(5 - i), "172.21.0.2", cf=ATTACKER) for i in range(2)])
+    assert logscan("--config", str(cfg), "--state-dir", str(state), "run").returncode == 0
+    assert active(state) == {("npm-404", ATTACKER)}
+    applied = json.loads((state / "actions" / "log.json").read_text())["applied"]
+    assert len(applied) == 1
+    families = ("concurrent", "logging", "tempfile", "threading")
+    assert modules_imported_by_run(cfg, state, families=families) == []
+    assert not list(state.glob(".*.tmp"))
+    # ... while a run with a new ban to apply runs its actions in threads, as before
+    append(log, [npm_line(ago(1 - i / 10), "172.21.0.2", cf="203.0.113.46") for i in range(2)])
+    assert modules_imported_by_run(cfg, state, families=("concurrent",)) == ["concurrent"]
+    assert len(json.loads((state / "actions" / "log.json").read_text())["applied"]) == 2
+
+
+def test_state_files_are_replaced_through_new_private_temporary_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``.NAME.*.tmp`` next to the file, created exclusively (an existing name is never reused
+    nor touched), mode 600, gone after the rename."""
+    import os
+
+    from logscan import statefiles
+
+    target = tmp_path / "state.json"
+    draws = iter([b"\x00" * 4, b"\x00" * 4, b"\x01" * 4])
+    monkeypatch.setattr(statefiles.os, "urandom", lambda n: next(draws))
+    squatter = tmp_path / f".state.json.{os.getpid()}.00000000.tmp"
+    squatter.write_text("not ours")
+    seen: list[tuple[str, int]] = []
+    real_replace = os.replace
+
+    def spy(src: str, dst: Path) -> None:
+        seen.append((str(src), os.stat(src).st_mode & 0o777))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(statefiles.os, "replace", spy)
+    statefiles.write_json(target, {"a": 1})
+    assert seen == [(str(tmp_path / f".state.json.{os.getpid()}.01010101.tmp"), 0o600)]
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert squatter.read_text() == "not ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [squatter.name, "state.json"]
+
+
 def _state_summary(state: Path) -> tuple[object, ...]:
     led = Ledger.load(state)
     bans = sorted((j, a, b.banned_at.isoformat()) for (j, a), b in led.active.items())

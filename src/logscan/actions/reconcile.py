@@ -4,7 +4,10 @@ For each action, ``actions/<name>.json`` in the state folder holds the bans it h
 the work that failed (with the error and when to try again, backing off). Each run compares the
 ledger's current bans of the action's jails with what is applied: applies what is missing, lifts
 what has expired or was lifted, and records the outcome. A failing or hanging action never blocks
-the ledger or the other actions: each runs in its own thread with its own time budget.
+the ledger or the other actions: each runs in its own thread with its own time budget. When no
+action has anything to do (the cron tick with nothing new: nothing to apply or lift, no firewall
+to check), they are confirmed one after the other without threads, which keeps
+``concurrent.futures`` (and the ``logging`` and ``threading`` it imports) out of that run.
 
 When an action reports that the world lost what it applied (a firewall after a reboot), every
 current ban is applied again from the ledger, and nothing else happens: no notification, no
@@ -14,7 +17,6 @@ Cloudflare call, since those actions' own state says they are done.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -130,12 +132,46 @@ def reconcile(
         "ports_by_jail": {j.name: j.ports for j in config.jails},
         "protocol_by_jail": {j.name: j.protocol for j in config.jails},
     }
+    specs = [config.actions[n] for n in names]
+    states = [_try_load(spec, state_dir) for spec in specs]
+    if all(
+        state is not None and _nothing_to_do(spec, state, config, ledger, now)
+        for spec, state in zip(specs, states, strict=True)
+    ):
+        return [
+            _reconcile_one(spec, config, ledger, state_dir, now, ctx_base, state)
+            for spec, state in zip(specs, states, strict=True)
+        ]
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="action") as pool:
         futures = [
-            pool.submit(_reconcile_one, config.actions[n], config, ledger, state_dir, now, ctx_base)
-            for n in names
+            pool.submit(_reconcile_one, spec, config, ledger, state_dir, now, ctx_base, state)
+            for spec, state in zip(specs, states, strict=True)
         ]
         return [f.result() for f in futures]
+
+
+# Action types whose ``lost_state`` answers without looking at the world (no command, no request).
+_NO_WORLD_CHECK = frozenset({"log", "cloudflare", "telegram"})
+
+
+def _try_load(spec: ActionSpec, state_dir: Path) -> ActionState | None:
+    """The action's state, or None when it cannot be read: its thread then loads it again and
+    fails there, as it always did, while the other actions go on."""
+    try:
+        return ActionState.load(action_state_path(state_dir, spec.name))
+    except Exception:
+        return None
+
+
+def _nothing_to_do(
+    spec: ActionSpec, state: ActionState, config: Config, ledger: Ledger, now: datetime
+) -> bool:
+    """Nothing to apply or lift, and no firewall to check for a reboot (``lost_state``)."""
+    if state.applied and spec.type not in _NO_WORLD_CHECK:
+        return False
+    return desired_bans(config, ledger, spec.name, now).keys() == state.applied.keys()
 
 
 def _reconcile_one(
@@ -145,8 +181,10 @@ def _reconcile_one(
     state_dir: Path,
     now: datetime,
     ctx_base: dict[str, Any],
+    state: ActionState | None = None,
 ) -> ActionReport:
-    state = ActionState.load(action_state_path(state_dir, spec.name))
+    if state is None:
+        state = ActionState.load(action_state_path(state_dir, spec.name))
     report = ActionReport(spec.name)
     budget = float(spec.options.get("budget", DEFAULT_BUDGET))
     ctx = ActionContext(state_dir, time.monotonic() + budget, **ctx_base)
