@@ -356,11 +356,20 @@ def test_cron_tick_fast_path_parses_only_the_plain_run_line() -> None:
         True,
         True,
     )
+    # --now (replaying history) is taken only when valid and with --dry-run; the full CLI
+    # explains every other case.
+    replay = fast_run_args(["run", "--dry-run", "--now", "2025-01-07T02:47:20+01:00"])
+    assert replay is not None and replay["now"].isoformat() == "2025-01-07T01:47:20+00:00"
+    assert fast_run_args(["run", "--now=2025-01-07T02:47:20Z", "--dry-run"]) is not None
     for other in (
         ["run", "--help"],
         ["--help"],
         ["status"],
         ["run", "--now", "x"],
+        ["run", "--dry-run", "--now", "x"],
+        ["run", "--dry-run", "--now", "2025-01-07T02:47:20"],
+        ["run", "--now", "2025-01-07T02:47:20Z"],
+        ["run", "--dry-run", "--now"],
         [],
         ["--config"],
         ["run", "extra"],

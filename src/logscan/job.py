@@ -74,8 +74,9 @@ def report_problems(summary: Any) -> int:
 
 
 def fast_run_args(argv: list[str]) -> dict[str, Any] | None:
-    """The options of a plain ``[--config F] [--state-dir D] [--debug] run [-v] [--dry-run]``
-    command line, or None for anything else (the full CLI handles it)."""
+    """The options of a plain ``[--config F] [--state-dir D] [--debug] run [-v] [--dry-run]
+    [--now T]`` command line, or None for anything else (the full CLI handles it, and says
+    what is wrong with a bad ``--now``)."""
     opts: dict[str, Any] = {
         "config_path": Path(os.environ.get("LOGSCAN_CONFIG") or DEFAULT_CONFIG),
         "state_dir": Path(os.environ.get("LOGSCAN_STATE_DIR") or DEFAULT_STATE_DIR),
@@ -103,9 +104,28 @@ def fast_run_args(argv: list[str]) -> dict[str, Any] | None:
             opts["verbose"] = True
         elif a == "--dry-run":
             opts["dry_run"] = True
+        elif a == "--now" and args:
+            opts["now"] = args.pop(0)
+        elif a.startswith("--now="):
+            opts["now"] = a.split("=", 1)[1]
         else:
             return None
+    if "now" in opts:
+        opts["now"] = _zoned_time(opts["now"]) if opts["dry_run"] else None
+        if opts["now"] is None:
+            return None
     return opts if seen_run else None
+
+
+def _zoned_time(text: str) -> datetime | None:
+    """An ISO 8601 time with a zone, in UTC; None if it is not one."""
+    from datetime import UTC
+
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at.astimezone(UTC) if at.tzinfo is not None else None
 
 
 def main() -> None:
