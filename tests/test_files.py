@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 from pathlib import Path
 
+from logscan.checkpoint import Checkpoint
 from tailer import read_new
 
 
@@ -174,3 +176,127 @@ def test_small_chunks_cut_on_newlines(tmp_path: Path) -> None:
     w(log, *lines)
     got, _, _ = read_new([str(log)], {}, chunk_bytes=777)
     assert got == lines
+
+
+def _gzip(src: Path, dst: Path) -> None:
+    """logrotate's ``compress``: a new file (new inode, new mtime), then the original deleted."""
+    with open(src, "rb") as fi, gzip.open(dst, "wb") as fo:
+        shutil.copyfileobj(fi, fo)
+    os.unlink(src)
+
+
+def _copytruncate(log: Path, to: Path) -> None:
+    shutil.copyfile(log, to)
+    with open(log, "r+") as f:
+        f.truncate(0)
+
+
+def test_empty_file_copytruncated_and_written_again(tmp_path: Path) -> None:
+    log = tmp_path / "e.log"
+    log.touch()
+    _, st, _ = read_new([str(log)], {})  # empty: no fingerprint
+    w(log, "a1")
+    _copytruncate(log, tmp_path / "e.log.1")
+    w(log, "b1")  # same inode, longer than before: only a new generation next to it tells
+    got, st, _ = read_new([str(log)], st)
+    assert got == ["a1", "b1"]
+    _gzip(tmp_path / "e.log.1", tmp_path / "e.log.1.gz")
+    os.unlink(log)
+    got, st, _ = read_new([str(log)], st)
+    assert got == []
+
+
+def test_empty_file_renamed_and_compressed(tmp_path: Path) -> None:
+    log = tmp_path / "e.log"
+    log.touch()
+    _, st, _ = read_new([str(log)], {})
+    w(log, "a1", partial="a2-")
+    _, st, _ = read_new([str(log)], st)
+    w(log, "end")
+    os.rename(log, tmp_path / "e.log.1")
+    _gzip(tmp_path / "e.log.1", tmp_path / "e.log.1.gz")
+    log.touch()
+    got, st, _ = read_new([str(log)], st)
+    assert got == ["a2-end"]
+    got, st, _ = read_new([str(log)], st)
+    assert got == []
+
+
+def test_generation_compressed_after_it_was_read_is_not_read_again(tmp_path: Path) -> None:
+    log = tmp_path / "z.log"
+    w(log, "a1")
+    got, st, _ = read_new([str(log)], {})
+    os.rename(log, tmp_path / "z.log.1")
+    w(log, "b1")
+    got, st, _ = read_new([str(log)], st)
+    assert got == ["b1"]
+    # .1 compressed after that run (so newer than b's last write), then rotated to .2.gz
+    _gzip(tmp_path / "z.log.1", tmp_path / "z.log.1.gz")
+    os.rename(tmp_path / "z.log.1.gz", tmp_path / "z.log.2.gz")
+    os.rename(log, tmp_path / "z.log.1")
+    os.utime(tmp_path / "z.log.1", ns=(1_000_000_000, 1_000_000_000))
+    w(log, "c1")
+    got, st, _ = read_new([str(log)], st)
+    assert got == ["c1"]
+
+
+def test_truncated_then_rotated_its_new_lines_are_read(tmp_path: Path) -> None:
+    log = tmp_path / "t.log"
+    w(log, "old")
+    _, st, _ = read_new([str(log)], {})
+    with open(log, "r+") as f:
+        f.truncate(0)
+    w(log, "new")
+    os.rename(log, tmp_path / "t.log.1")  # its inode, but not the content read before
+    log.touch()
+    got, st, _ = read_new([str(log)], st)
+    assert got == ["new"]
+
+
+def test_generations_there_at_first_sight_are_never_read(tmp_path: Path) -> None:
+    log = tmp_path / "f.log"
+    w(tmp_path / "f.log.1", "history")
+    log.touch()
+    _, st, _ = read_new([str(log)], {})
+    _gzip(tmp_path / "f.log.1", tmp_path / "f.log.1.gz")  # new inode, newer than f.log
+    os.unlink(log)  # nothing was written to it: no lost lines to look for
+    got, st, _ = read_new([str(log)], st)
+    assert got == []
+
+
+def test_a_generation_of_one_partial_line_does_not_hide_others(tmp_path: Path) -> None:
+    log = tmp_path / "p.log"
+    (tmp_path / "p.log.1").write_text("g")  # no complete line: nothing to know it by
+    log.touch()
+    _, st, _ = read_new([str(log)], {})
+    w(log, "g-line")
+    os.rename(tmp_path / "p.log.1", tmp_path / "p.log.2")
+    _copytruncate(log, tmp_path / "p.log.1")
+    os.unlink(log)
+    got, st, _ = read_new([str(log)], st)
+    assert got == ["g-line"]
+
+
+def test_state_without_seen_still_loads_and_is_upgraded(tmp_path: Path) -> None:
+    log = tmp_path / "o.log"
+    w(tmp_path / "o.log.1", "older")
+    w(log, "a1")
+    _, st, _ = read_new([str(log)], {})
+    old = st[str(log)].to_json()
+    assert old["seen"]  # the content of o.log.1
+    del old["seen"]  # as written before the field existed
+    cp = Checkpoint(tmp_path / "state")
+    cp.state_dir.mkdir()
+    (cp.state_dir / "state.json").write_text(
+        json.dumps({"v": 1, "generation": 1, "files": {str(log): old}})
+    )
+    loaded = Checkpoint.load(cp.state_dir).files
+    assert loaded[str(log)].seen is None
+    w(log, "a2")
+    got, st, _ = read_new([str(log)], loaded)
+    assert got == ["a2"]
+    assert st[str(log)].seen  # filled in: what is next to a continuing file was there before
+    cp.files = st
+    cp.save(None)
+    again = Checkpoint.load(cp.state_dir).files
+    assert again == st

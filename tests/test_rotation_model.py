@@ -18,7 +18,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -237,11 +236,7 @@ SETTINGS = settings(
 )
 RotationMachine.TestCase.settings = SETTINGS
 NoTornRotationMachine.TestCase.settings = SETTINGS
-BUGS = (
-    "logscan bug found by this model (see test_empty_fingerprint_does_not_match_an_already_read_gz): "
-    "an empty fingerprint matches any rotated file, so an already-read .1.gz can be read again"
-)
-TestRotationModel = pytest.mark.xfail(strict=True, reason=BUGS)(RotationMachine.TestCase)
+TestRotationModel = RotationMachine.TestCase
 TestRotationModelNoTornRotation = NoTornRotationMachine.TestCase
 
 
@@ -273,12 +268,6 @@ def test_copytruncate_of_a_file_empty_at_the_last_run(tmp_path: Path) -> None:
     assert got == ["L1"]  # got []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an empty fingerprint (fp_len 0) matches any rotated candidate: after a "
-    "copytruncate, .1 -> .1.gz and the deletion of the (empty, fully read) log, the already "
-    "read .1.gz is read again",
-)
 def test_empty_fingerprint_does_not_match_an_already_read_gz(tmp_path: Path) -> None:
     live = tmp_path / "app.log"
     _w(live, "L1\n")
