@@ -383,3 +383,23 @@ def test_cron_tick_does_not_import_the_cli_framework(npm_setup) -> None:
     assert logscan("--config", str(cfg), "--state-dir", str(state), "run").returncode == 0
     families = ("typer", "pydantic", "polars", "click")
     assert modules_imported_by_run(cfg, state, families=families) == []
+
+
+def test_jemalloc_returns_pages_at_once_unless_the_user_chose(monkeypatch) -> None:
+    import os
+
+    from logscan.run import _return_freed_memory
+
+    ours = "dirty_decay_ms:0,muzzy_decay_ms:0"
+    for inherited, want in (
+        (None, ours),
+        ("dirty_decay_ms:500,muzzy_decay_ms:1000", ours),  # Polars' default, from a parent
+        ("dirty_decay_ms:500,muzzy_decay_ms:1000,thp:always,metadata_thp:always", ours),
+        ("narenas:1", "narenas:1"),  # the user's own setting
+    ):
+        if inherited is None:
+            monkeypatch.delenv("_RJEM_MALLOC_CONF", raising=False)
+        else:
+            monkeypatch.setenv("_RJEM_MALLOC_CONF", inherited)
+        _return_freed_memory()
+        assert os.environ["_RJEM_MALLOC_CONF"] == want
