@@ -522,3 +522,32 @@ def test_every_rule_has_needles_found_in_every_message_it_matches() -> None:
         assert matched or rule.name in {"failed-publickey"}, f"{rule.name}: no corpus example"
         for message in matched:
             assert any(n in message for n in NEEDLES[rule.name]), (rule.name, message)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_readers_prefilter_keeps_every_line_the_filter_uses(mode: str) -> None:
+    """The reader drops lines failing SshdFilter.prefilter before the filter sees them."""
+    from datetime import UTC, datetime
+
+    from logscan.addresses import DEFAULT_TRUSTED_PROXIES, NetworkSet
+    from logscan.parse.filters import ParseContext, SshdFilter
+
+    ctx = ParseContext(
+        "UTC",
+        datetime(2026, 12, 1, tzinfo=UTC),
+        NetworkSet.of(DEFAULT_TRUSTED_PROXIES),
+        NetworkSet(()),
+    )
+    flt = SshdFilter(mode)
+    lines = pl.DataFrame({"line": corpus_lines()}).with_row_index("offset")
+    lines = lines.with_columns(pl.col("offset").cast(pl.Int64))
+    pre = flt.prefilter()
+    assert pre is not None
+    kept = lines.filter(pre)
+    assert 0 < kept.height < lines.height
+    everything = flt.failures(lines, ctx).failures
+    assert everything.height > 0
+    assert flt.failures(kept, ctx).failures.equals(everything)
+    explained = flt.explain(lines, ctx)
+    used = explained.filter(pl.col("outcome") != "missed")["row"].to_list()
+    assert set(used) <= set(kept["offset"].to_list())

@@ -44,8 +44,13 @@ def _iso_time(text: pl.Expr, zone: pl.Expr, tz: str) -> pl.Expr:
     return pl.when(zone.is_not_null()).then(with_zone).otherwise(local)
 
 
-def parse_syslog(lines: pl.LazyFrame, tz: str, now: datetime, *, journal: bool) -> pl.LazyFrame:
-    """Add ``time`` (UTC; kept as given for journal entries), ``ident``, ``pid``, ``message``."""
+def parse_syslog(
+    lines: pl.LazyFrame, tz: str, now: datetime, *, journal: bool, with_time: bool = True
+) -> pl.LazyFrame:
+    """Add ``time`` (UTC; kept as given for journal entries), ``ident``, ``pid``, ``message``.
+
+    ``with_time=False`` leaves the time unparsed in ``_bsd``/``_iso``/``_zone`` for
+    ``syslog_time`` to finish later, on the few rows that turn out to matter."""
     # The regex's struct is computed once into a column, then read field by field: an
     # expression used several times in one `with_columns` is evaluated once per use.
     if journal:
@@ -60,11 +65,7 @@ def parse_syslog(lines: pl.LazyFrame, tz: str, now: datetime, *, journal: bool) 
             .drop("_g")
         )
     g = pl.col("_g")
-    bsd, iso, zone = (pl.col(n) for n in ("_bsd", "_iso", "_zone"))
-    time = (
-        pl.when(bsd.is_not_null()).then(_bsd_time(bsd, tz, now)).otherwise(_iso_time(iso, zone, tz))
-    )
-    return (
+    split = (
         lines.with_columns(_g=pl.col("line").str.extract_groups(_FILE_RE))
         .with_columns(
             _bsd=g.struct.field("bsd"),
@@ -74,6 +75,15 @@ def parse_syslog(lines: pl.LazyFrame, tz: str, now: datetime, *, journal: bool) 
             pid=g.struct.field("pid"),
             message=g.struct.field("message"),
         )
-        .with_columns(time=time)
-        .drop("_g", "_bsd", "_iso", "_zone")
+        .drop("_g")
     )
+    return syslog_time(split, tz, now) if with_time else split
+
+
+def syslog_time(frame: pl.LazyFrame, tz: str, now: datetime) -> pl.LazyFrame:
+    """``time`` from the ``_bsd``/``_iso``/``_zone`` columns ``parse_syslog`` left (dropped)."""
+    bsd, iso, zone = (pl.col(n) for n in ("_bsd", "_iso", "_zone"))
+    time = (
+        pl.when(bsd.is_not_null()).then(_bsd_time(bsd, tz, now)).otherwise(_iso_time(iso, zone, tz))
+    )
+    return frame.with_columns(time=time).drop("_bsd", "_iso", "_zone")
