@@ -74,39 +74,50 @@ def detect(
     each address's first reaching failure: a walk of one step per ban, never per line.
     """
     k = params.maxretry
+    # Addresses as small integers while detecting (a backlog holds millions of failures: every
+    # sort, window and join below is then on 4 bytes, not on a string), back to text at the end.
+    names = failures.select(pl.col("address").unique()).with_row_index("_a")
+    # Joins keep the input's order: failures at the same time stay in the order they were read.
     f = (
         failures.select(list(FAILURE_COLUMNS))
-        .join(active, on="address", how="left")
-        .filter(pl.col("blocked_until").is_null() | (pl.col("time") >= pl.col("blocked_until")))
-        .drop("blocked_until")
-        .sort("address", "time", maintain_order=True)
-        .with_columns(_n=pl.int_range(pl.len()).over("address"))
+        .join(names, on="address", maintain_order="left")
+        .drop("address")
     )
+    if active.height:
+        f = (
+            f.join(
+                active.join(names, on="address").drop("address"),
+                on="_a",
+                how="left",
+                maintain_order="left",
+            )
+            .filter(pl.col("blocked_until").is_null() | (pl.col("time") >= pl.col("blocked_until")))
+            .drop("blocked_until")
+        )
+    f = f.sort("_a", "time", maintain_order=True).with_columns(_n=pl.int_range(pl.len()).over("_a"))
     findtime = timedelta(seconds=params.findtime)
-    start = pl.col("time").shift(k - 1).over("address")
+    start = pl.col("time").shift(k - 1).over("_a")
     reaching = (
-        f.select("address", "_n", "time", start.alias("start"))
+        f.select("_a", "_n", "time", start.alias("start"))
         .filter((pl.col("time") - pl.col("start") <= findtime).fill_null(False))
         .with_row_index("_c")  # in (address, time) order
     )
     if reaching.height == 0:
-        return pl.DataFrame(schema=BAN_SCHEMA), f.drop("_n")
-    firsts = reaching.unique("address", keep="first", maintain_order=True)["_c"].to_list()
+        return pl.DataFrame(schema=BAN_SCHEMA), f.join(names, on="_a").select(list(FAILURE_COLUMNS))
+    firsts = reaching.unique("_a", keep="first", maintain_order=True)["_c"].to_list()
     if params.bantime < 0:
         chosen_ids = firsts  # a permanent ban is the address's only one
     else:
         bantime = timedelta(seconds=params.bantime)
         after = (
-            reaching.select("_c", "address", (pl.col("time") + bantime).alias("_until"))
+            reaching.select("_c", "_a", (pl.col("time") + bantime).alias("_until"))
             .sort("_until")
             .join_asof(
                 # Ties on start: the earliest reaching failure is the ban.
-                reaching.select(pl.col("_c").alias("_next"), "address", "start").sort(
-                    "start", "_next"
-                ),
+                reaching.select(pl.col("_c").alias("_next"), "_a", "start").sort("start", "_next"),
                 left_on="_until",
                 right_on="start",
-                by="address",
+                by="_a",
                 strategy="forward",
                 check_sortedness=False,  # sorted just above; Polars cannot check it with `by`
             )
@@ -127,18 +138,18 @@ def detect(
             if params.bantime < 0
             else pl.col("time") + timedelta(seconds=params.bantime),
         )
-        .with_columns(_prev_until=pl.col("_until").shift(1).over("address"))
+        .with_columns(_prev_until=pl.col("_until").shift(1).over("_a"))
     )
     # The last few failures up to each ban, among those its previous ban left counting.
     samples = (
         chosen.select(
             "_c",
-            "address",
+            "_a",
             "_prev_until",
             _n=pl.int_ranges(pl.col("_n") - SAMPLE_LINES + 1, pl.col("_n") + 1),
         )
         .explode("_n")
-        .join(f, on=["address", "_n"], how="inner")
+        .join(f, on=["_a", "_n"], how="inner")
         .filter(pl.col("_prev_until").is_null() | (pl.col("time") >= pl.col("_prev_until")))
         .sort("_c", "_n")
         .group_by("_c", maintain_order=True)
@@ -146,16 +157,18 @@ def detect(
     )
     bans = (
         chosen.join(samples, on="_c", how="left")
+        .join(names, on="_a")
         .select(
             "address", pl.col("time").alias("banned_at"), pl.col("start").alias("first"), "samples"
         )
         .sort("banned_at", "address")
     )
-    last_until = chosen.group_by("address").agg(pl.col("_until").max())
+    last_until = chosen.group_by("_a").agg(pl.col("_until").max())
     rest = (
-        f.join(last_until, on="address", how="left")
+        f.join(last_until, on="_a", how="left")
         .filter(pl.col("_until").is_null() | (pl.col("time") >= pl.col("_until")))
-        .drop("_until", "_n")
+        .join(names, on="_a")
+        .select(list(FAILURE_COLUMNS))
     )
     return bans.select(list(BAN_SCHEMA)).cast(BAN_SCHEMA), rest  # type: ignore[arg-type]
 
