@@ -26,7 +26,12 @@ What it does, on the same files, on this machine, in this run:
    remembers everything), flagged addresses (a jail that bans forever: one ban per address that
    ever reaches maxretry within findtime), and the bans of the timed run (issued + expired in
    history) against the same rules applied to fail2ban's failures.
-5. Prints the tables, checks the targets of issue 4, writes bench/out/results.json.
+5. ``logscan report --since 7d`` (each ``--report-formats``) over an event store of
+   ``--report-events`` failures (default 10M) spread over the last 7-8 days, three jails, a few
+   thousand skewed addresses, built with logscan's own EventWriter and compaction as a week of
+   cron runs leaves it (``make_report_store``; ``--no-report`` to skip), and the report's counts
+   checked against the Parquet files and the ledger.
+6. Prints the tables, checks the targets of issue 4, writes bench/out/results.json.
 
 When root, missing fail2ban / ripgrep / GNU time are installed with apt-get (``--no-install`` to
 forbid). To measure one fixed version while src/ is being edited, run logscan from a snapshot:
@@ -381,11 +386,11 @@ def toml_jail(name: str, logpath: Path, filt: str, extra: dict[str, Any] | None 
 EXTRA_DEFAULTS: dict[str, Any] = {}
 
 
-def write_config(path: Path, jails: Iterable[str], maxretry: int = 5) -> Path:
+def write_config(path: Path, jails: Iterable[str], maxretry: int = 5, tz: str = TZ) -> Path:
     head = (
         "# written by bench/run.py\n[defaults]\n"
         f"bantime = {BANTIME}\nfindtime = {FINDTIME}\nmaxretry = {maxretry}\nignoreip = []\n"
-        f'timezone = "{TZ}"\nactions = ["log"]\n'
+        f'timezone = "{tz}"\nactions = ["log"]\n'
     )
     head += "".join(f"{k} = {json.dumps(v)}\n" for k, v in EXTRA_DEFAULTS.items())
     path.write_text(head + "\n" + "\n".join(jails))
@@ -975,6 +980,563 @@ def bench_tick(a: argparse.Namespace, npm: Input, auth: Input) -> tuple[list[Row
     return rows, rep
 
 
+# --- report over the event store ----------------------------------------------------------------
+
+# A server a week into its life: three jails, a few thousand attacking addresses with a heavy
+# skew, cron every minute. Shares of the failures and maxretry per jail (bantime, findtime: the
+# benchmark's), and the address pool each jail draws from (rotated: their top offenders differ).
+REPORT_JAILS = {"npm-404": (0.62, 10, 0), "npm-403": (0.10, 3, 37), "sshd": (0.28, 3, 1200)}
+REPORT_FORMATS = ("table", "markdown", "json", "csv", "html")
+REPORT_ADDRESSES = 4000
+REPORT_ZIPF = 1.05
+REPORT_BYTES_PER_EVENT = 40  # the store on disk: 32 measured at 10M
+REPORT_GENERATOR = 2  # bump when the store generator changes: stores built before are rebuilt
+MONITOR = "10.100.0.3"  # in npm-404's ignoreip: its failures are stored as ignored, never banned
+CF_TUNNEL = "172.21.0.2"  # cloudflared's address: the client of Cloudflare traffic
+
+
+@dataclass
+class ReportStore:
+    events: int
+    root: Path
+    config: Path
+    state: Path
+    now: datetime  # when it was built (its last events are from the minute before)
+    bytes: int
+    files: int
+    bans: int
+    unbans: int
+    zone: str
+
+
+def _uniform(n: int, first: int, salt: int) -> Any:
+    """``n`` deterministic uniforms in [0, 1) for rows ``first``..``first + n`` (a hash: no
+    numpy needed)."""
+    import polars as pl
+
+    h = pl.int_range(first, first + n, eager=True).hash(seed=salt)
+    return (h % 2**52).cast(pl.Float64) / 2**52
+
+
+def _pick(u: Any, weights: Sequence[float]) -> Any:
+    """Indices drawn from ``weights`` by the uniforms ``u`` (inverse CDF)."""
+    import polars as pl
+
+    total = sum(weights)
+    cdf, acc = [], 0.0
+    for w in weights:
+        acc += w
+        cdf.append(acc / total)
+    return pl.Series(cdf).search_sorted(u, side="right").clip(upper_bound=len(cdf) - 1)
+
+
+def _zipf(n: int, s: float = REPORT_ZIPF) -> list[float]:
+    return [1 / (i + 1) ** s for i in range(n)]
+
+
+@dataclass
+class _Pools:
+    addresses: list[str]
+    vhosts: list[tuple[str, str, int]]  # (host, upstream, weight)
+    uris: list[str]
+    uas: list[str]
+    users: list[str]
+    logs: Path
+
+    def access_log(self, i: int) -> str:
+        return str(self.logs / f"proxy-host-{i + 1}_access.log")
+
+    @property
+    def auth_log(self) -> str:
+        return str(self.logs / "auth.log")
+
+    @property
+    def files(self) -> list[str]:
+        return [self.access_log(i) for i in range(len(self.vhosts))] + [self.auth_log]
+
+
+def _report_pools(logs: Path) -> _Pools:
+    """Field values from the NPM and auth.log generators (seed 42): hosts, scanners' paths and
+    user agents, sshd user names, public IPv4 and IPv6 addresses."""
+    import random
+
+    sys.path.insert(0, str(BENCH))
+    import gen_auth_log as ga
+    import gen_npm_log as gn
+
+    rng = random.Random(SEED)
+    addresses: list[str] = []
+    seen: set[str] = set()
+    while len(addresses) < REPORT_ADDRESSES:
+        a = gn.public_ipv6(rng) if rng.random() < 0.08 else gn.public_ipv4(rng)
+        if a not in seen:
+            seen.add(a)
+            addresses.append(a)
+    # Scanners try each path under a few prefixes; a long tail of pages that went away.
+    uris = list(gn.ATTACK_URIS)
+    for prefix in ("/wordpress", "/wp", "/blog", "/old", "/new", "/backup", "/test", "/api"):
+        uris += [prefix + u for u in gn.ATTACK_URIS[:20]]
+    uas = list(gn.ATTACK_UAS) + [ua for ua, _ in gn.BENIGN_UAS]
+    users = ["root", *ga.VALID_USERS[1:], *ga.INVALID_USERS]
+    users += [f"{u}{n}" for u in ("user", "test", "admin", "oracle") for n in range(1, 31)]
+    return _Pools(addresses, list(gn.HOSTS), uris, uas, users, logs)
+
+
+def _report_hour(p: _Pools, start: datetime, seconds: int, n: int, first: int) -> Any:
+    """``n`` failures in [start, start + seconds), rows ``first``.. of the store: the columns and
+    types ``run.py``'s EventBuffer writes (FAILURE_SCHEMA, then jail and file)."""
+    import polars as pl
+
+    from logscan.parse.filters import conform
+
+    u = [_uniform(n, first, salt) for salt in range(11)]
+    base = int(start.timestamp())
+    secs = (u[0] * seconds).floor().cast(pl.Int64) + base
+    time = (secs * 1_000_000).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    jails = list(REPORT_JAILS)
+    jail_i = _pick(u[1], [share for share, _, _ in REPORT_JAILS.values()])
+    rot = pl.Series([REPORT_JAILS[j][2] for j in jails]).gather(jail_i)
+    addr_i = (_pick(u[2], _zipf(len(p.addresses))).cast(pl.Int64) + rot) % len(p.addresses)
+    vhost_i = _pick(u[5], [w for _, _, w in p.vhosts])
+    df = pl.DataFrame(
+        {
+            "time": time,
+            "jail": pl.Series(jails).gather(jail_i),
+            "address": pl.Series(p.addresses).gather(addr_i),
+            "u3": u[3],
+            "u4": u[4],
+            "vhost": pl.Series([h for h, _, _ in p.vhosts]).gather(vhost_i),
+            "upstream": pl.Series([s for _, s, _ in p.vhosts]).gather(vhost_i),
+            "access": pl.Series([p.access_log(i) for i in range(len(p.vhosts))]).gather(vhost_i),
+            "method": pl.Series(["GET", "POST", "HEAD"]).gather(_pick(u[6], [85, 10, 5])),
+            "uri_pick": pl.Series(p.uris).gather(_pick(u[8], _zipf(len(p.uris), 0.9))),
+            "ua": pl.Series(p.uas).gather(_pick(u[9], _zipf(len(p.uas), 1.2))),
+            "ssh_user": pl.Series(p.users).gather(_pick(u[8], _zipf(len(p.users), 1.3))),
+            "u7": u[7],
+            "tail": (u[10] * 400_000).cast(pl.Int64),
+        }
+    )
+    web = pl.col("jail") != "sshd"
+    monitor = (pl.col("jail") == "npm-404") & (pl.col("u3") < 0.003)
+    spoofed = web & (pl.col("u3") >= 0.003) & (pl.col("u3") < 0.004)
+    via_cf = web & (pl.col("u4") < 0.85) & ~spoofed
+    address = pl.when(monitor).then(pl.lit(MONITOR)).otherwise(pl.col("address"))
+    # A quarter of the paths are one of a long tail (~400k distinct): a realistic top-URI query.
+    uri = (
+        pl.when(pl.col("u7") < 0.25)
+        .then(pl.format("/{}/{}.php", pl.col("tail") % 97, pl.col("tail")))
+        .otherwise(pl.col("uri_pick"))
+    )
+    status = pl.when(pl.col("jail") == "npm-404").then(404).when(web).then(403)
+    stamp = pl.col("time").dt.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    web_line = pl.format(
+        '[{}] - {} {} - {} https {} "{}" [Client {}] [CF-conn-IP {}] [Length {}] [Gzip -] '
+        '[Sent-to {}] "{}" "-"',
+        stamp,
+        status,
+        status,
+        "method",
+        "vhost",
+        uri,
+        pl.when(via_cf).then(pl.lit(CF_TUNNEL)).otherwise(address),
+        pl.when(via_cf).then(address).when(spoofed).then(pl.lit("1.1.1.1")).otherwise(pl.lit("-")),
+        pl.col("tail") % 600,
+        "upstream",
+        "ua",
+    )
+    port = pl.col("tail") % 64000 + 1024
+    invalid = pl.col("u4") < 0.6
+    ssh_user = pl.when(invalid | (pl.col("ssh_user") == "root")).then("ssh_user")
+    ssh_user = ssh_user.otherwise(pl.lit("root"))
+    ssh_msg = (
+        pl.when(invalid)
+        .then(pl.format("Invalid user {} from {} port {}", ssh_user, address, port))
+        .otherwise(
+            pl.format("Failed password for {} from {} port {} ssh2", ssh_user, address, port)
+        )
+    )
+    ssh_line = pl.format(
+        "{} web1 sshd[{}]: {}",
+        pl.col("time").dt.convert_time_zone(TZ).dt.strftime("%b %e %H:%M:%S"),
+        pl.col("tail") % 30000 + 1000,
+        ssh_msg,
+    )
+    offset = (secs - 1_700_000_000) * 2_400 + pl.col("tail") % 2_400  # grows with time
+    out = df.select(
+        "time",
+        address.alias("address"),
+        spoofed.alias("spoofed"),
+        monitor.alias("ignored"),
+        offset.alias("offset"),
+        pl.when(web).then(web_line).otherwise(ssh_line).alias("line"),
+        status.alias("status"),
+        pl.when(web).then("method").alias("method"),
+        pl.when(web).then("vhost").alias("vhost"),
+        pl.when(web).then(uri).alias("uri"),
+        pl.when(web).then("ua").alias("user_agent"),
+        pl.when(~web).then(ssh_user).alias("user"),
+        "jail",
+        pl.when(web).then("access").otherwise(pl.lit(p.auth_log)).alias("file"),
+    )
+    # As EventBuffer.add writes them: conform() (the filters' own), then jail and file. A run
+    # writes one file's jails one after the other, each in offset order.
+    return (
+        conform(out)
+        .with_columns(out.select("jail", "file"))
+        .sort("file", "jail", "offset", maintain_order=True)
+    )
+
+
+def _report_lines(p: _Pools, failures: Any, runs: list[datetime]) -> Any:
+    """The lines dataset: one row per run and file (time = the run's), as ``run.py`` writes it;
+    failures are ~8 % of NPM lines and ~40 % of auth.log lines."""
+    import polars as pl
+
+    files = p.files
+    grid = pl.DataFrame(
+        {
+            "time": [r for r in runs for _ in files],
+            "file": [f for _ in runs for f in files],
+        },
+        schema={"time": pl.Datetime("us", "UTC"), "file": pl.String},
+    )
+    per = (
+        failures.with_columns(
+            time=pl.col("time").dt.truncate("1m").dt.offset_by("1m").dt.offset_by("2s")
+        )
+        .group_by("time", "file")
+        .agg(n=pl.len())
+    )
+    auth = pl.col("file") == p.auth_log
+    n = pl.col("n").fill_null(0)
+    lines = pl.when(auth).then(n * 5 // 2 + 3).otherwise(n * 12 + 40)
+    return (
+        grid.join(per, on=["time", "file"], how="left")
+        .with_columns(lines=lines.cast(pl.Int64))
+        .select(
+            "time",
+            "file",
+            "lines",
+            skipped=(pl.col("lines") % 997 == 0).cast(pl.Int64),
+            bytes=pl.col("lines") * pl.when(auth).then(116).otherwise(300),
+        )
+    )
+
+
+def _hour_weights(hours: list[datetime], last: datetime, tz: ZoneInfo) -> list[float]:
+    """Failures per hour: a daily rhythm (busiest in the local evening), busier and quieter
+    days, a few attack waves; the last hour counts for the part before ``last``."""
+    import math
+    import random
+
+    rng = random.Random(SEED + 1)
+    days: dict[Any, float] = {}
+    waves = set(rng.sample(range(len(hours)), max(1, len(hours) // 40)))
+    out = []
+    for i, h in enumerate(hours):
+        local = h.astimezone(tz)
+        day = days.setdefault(local.date(), rng.uniform(0.75, 1.3))
+        w = day * (1 + 0.45 * math.sin((local.hour - 14) / 24 * 2 * math.pi))
+        if i in waves:
+            w *= rng.uniform(2.0, 4.0)
+        frac = min(1.0, (last - h).total_seconds() / 3600)
+        out.append(w * frac)
+    return out
+
+
+def _split(total: int, weights: list[float]) -> list[int]:
+    raw = [total * w / sum(weights) for w in weights]
+    counts = [int(x) for x in raw]
+    order = sorted(range(len(raw)), key=lambda i: counts[i] - raw[i])
+    for i in order[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def _store_stats(state: Path) -> tuple[int, int]:
+    files = list((state / "events").glob("*/date=*/*.parquet"))
+    return sum(f.stat().st_size for f in files), len(files)
+
+
+def report_zone(spec: str, now: datetime) -> str:
+    """``--report-tz``: a zone name, or ``late``: the fixed-offset zone where it is now 21:xx,
+    so that the store holds what the end of a local day leaves (about 21 hours of one file per
+    cron run since the last local midnight's compaction: the most a day has)."""
+    if spec != "late":
+        return spec
+    offset = (21 - now.hour + 12) % 24 - 12  # local = UTC + offset, in -12..+11
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def make_report_store(workdir: Path, events: int, zone: str = "late") -> ReportStore:
+    """An event store of ``events`` failures over the last 7 days and today, as cron leaves it.
+
+    Written through logscan's own ``EventWriter`` (one generation per run) and
+    ``compact_and_expire`` (called when each local day begins, as the first run of the day
+    does): every past UTC day is one ``compact.parquet``, except that yesterday still gets the
+    runs between local midnight and UTC midnight (one small file each, after its compact file),
+    and today has one file per minute. Then a ledger with the bans the detection rules give
+    (approximately: per address and 10-minute bucket) and their expiries. Reused while the
+    same day, size and generator: a report's "7d" counts back from the real clock."""
+    import polars as pl
+
+    from logscan.events import EventWriter, compact_and_expire
+
+    root = workdir / "report" / f"events_{events}"
+    state, logs, cfg = root / "state", root / "logs", root / "logscan.toml"
+    meta_path = root / "meta.json"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    zone = report_zone(zone, now)
+    want = {
+        "events": events,
+        "generator": REPORT_GENERATOR,
+        "day": now.date().isoformat(),
+        "timezone": zone,
+    }
+    if meta_path.exists() and cfg.exists():
+        got = json.loads(meta_path.read_text())
+        size, nfiles = _store_stats(state)
+        if {k: got.get(k) for k in want} == want and [size, nfiles] == [got["bytes"], got["files"]]:
+            log(f"report store: reusing {state} (built {got['now']})")
+            return ReportStore(
+                events,
+                root,
+                cfg,
+                state,
+                datetime.fromisoformat(got["now"]),
+                size,
+                nfiles,
+                got["bans"],
+                got["unbans"],
+                zone,
+            )
+    if root.exists():
+        shutil.rmtree(root)
+    logs.mkdir(parents=True)
+    pools = _report_pools(logs)
+    for f in pools.files:
+        Path(f).touch()
+    write_config(
+        cfg,
+        [
+            toml_jail(
+                "npm-404",
+                logs / "proxy-host-*_access.log",
+                "npm-404",
+                {"maxretry": 10, "ignoreip": [f"{MONITOR}/32"]},
+            ),
+            toml_jail("npm-403", logs / "proxy-host-*_access.log", "npm-403", {"maxretry": 3}),
+            toml_jail("sshd", logs / "auth.log", "sshd", {"maxretry": 3}),
+        ],
+        tz=zone,
+    )
+    start = datetime.combine(now.date() - timedelta(days=7), datetime.min.time(), UTC)
+    hours = [
+        start + timedelta(hours=i) for i in range(int((now - start).total_seconds() // 3600) + 1)
+    ]
+    hours = [h for h in hours if h < now]
+    tz = ZoneInfo(zone)
+    counts = _split(events, _hour_weights(hours, now, tz))
+    # Cron's first run of each local day compacts the days before it; after the last one (the
+    # latest local midnight), every run's files stay as they are: one generation per minute.
+    last_midnight = datetime.combine(now.astimezone(tz).date(), datetime.min.time(), tz)
+    fine_from = last_midnight.astimezone(UTC)
+    log(
+        f"report store: {events:,} failures over {len(hours)} hours into {state}, zone {zone} "
+        f"(one file per run after {fine_from:%Y-%m-%d %H:%M} UTC)"
+    )
+    t0 = time.perf_counter()
+    gen = 0
+    row = 0
+    local_day = start.astimezone(tz).date()
+    candidates: list[Any] = []
+    for h, n in zip(hours, counts, strict=True):
+        day = h.astimezone(tz).date()
+        if day != local_day:
+            compact_and_expire(state, day, 90)  # the first run of the local day
+            local_day = day
+        seconds = int(min(3600, (now - h).total_seconds()))
+        frame = _report_hour(pools, h, seconds, n, row)
+        row += n
+        candidates.append(_ban_candidates(frame))
+        if h < fine_from:
+            gen += 1
+            runs = [h + timedelta(minutes=m + 1, seconds=2) for m in range(seconds // 60)]
+            w = EventWriter(state, gen)
+            w.write("failures", frame, "time")
+            w.write("lines", _report_lines(pools, frame, runs), "time")
+            continue
+        minute = pl.col("time").dt.truncate("1m").alias("_m")
+        parts = frame.with_columns(minute).partition_by("_m", as_dict=True, maintain_order=True)
+        for m in range(seconds // 60):
+            t = h + timedelta(minutes=m)
+            part = parts.get((t,))
+            gen += 1
+            w = EventWriter(state, gen)
+            run = t + timedelta(minutes=1, seconds=2)
+            if part is not None:
+                w.write("failures", part.drop("_m"), "time")
+                w.write("lines", _report_lines(pools, part.drop("_m"), [run]), "time")
+        if h.hour % 6 == 0:
+            log(f"  {h:%Y-%m-%d %H:00} ({time.perf_counter() - t0:.0f} s)")
+    bans, unbans = _write_ledger(state, pl.concat(candidates), now)
+    size, nfiles = _store_stats(state)
+    meta = {**want, "now": now.isoformat(), "bytes": size, "files": nfiles}
+    meta_path.write_text(json.dumps({**meta, "bans": bans, "unbans": unbans}))
+    log(
+        f"report store built in {time.perf_counter() - t0:.0f} s: {size / 2**20:,.0f} MiB in "
+        f"{nfiles} files, {bans:,} bans, {unbans:,} unbans"
+    )
+    return ReportStore(events, root, cfg, state, now, size, nfiles, bans, unbans, zone)
+
+
+def _ban_candidates(frame: Any) -> Any:
+    """Per jail, address and 10-minute bucket with at least maxretry failures: the failure that
+    reaches the count, the first of those counted, and the last three lines (the ban's samples)."""
+    import polars as pl
+
+    out = []
+    for jail, (_, maxretry, _) in REPORT_JAILS.items():
+        t = pl.col("time").sort()
+        out.append(
+            frame.filter((pl.col("jail") == jail) & ~pl.col("ignored"))
+            .group_by("address", pl.col("time").dt.truncate("10m").alias("bucket"))
+            .agg(
+                n=pl.len(),
+                first=t.first(),
+                banned_at=t.get(maxretry - 1, null_on_oob=True),
+                samples=pl.col("line").sort_by("time").slice(maxretry - 3, 3),
+            )
+            .filter(pl.col("n") >= maxretry)
+            .select(pl.lit(jail).alias("jail"), "address", "first", "banned_at", "samples")
+        )
+    return pl.concat(out)
+
+
+def _write_ledger(state: Path, candidates: Any, now: datetime) -> tuple[int, int]:
+    """Bans (a candidate at least ``BANTIME`` after the address's previous ban in that jail) and
+    their unbans (by the first run after the expiry), recorded through logscan's ``Ledger`` in
+    hourly batches, as runs would; then the snapshot a run leaves."""
+    from logscan.ledger import Ban, Ledger, Unban
+
+    bans: list[Ban] = []
+    until: dict[tuple[str, str], datetime] = {}
+    for jail, address, first, banned_at, samples in candidates.sort(
+        "jail", "address", "banned_at"
+    ).iter_rows():
+        key = (jail, address)
+        if key in until and banned_at < until[key]:
+            continue
+        expires = banned_at + timedelta(seconds=BANTIME)
+        until[key] = expires
+        why = {
+            "count": REPORT_JAILS[jail][1],
+            "first": first.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "last": banned_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "findtime": FINDTIME,
+            "samples": samples,
+        }
+        bans.append(Ban(jail, address, banned_at, expires, "detector", why))
+    bans.sort(key=lambda b: b.banned_at)
+    ledger = Ledger.load(state)
+    pending: list[Ban] = []  # recorded, not lifted yet
+    n_bans = n_unbans = 0
+    i = 0
+    batch_end = bans[0].banned_at.replace(minute=0, second=0) if bans else now
+    while i < len(bans) or pending:
+        batch_end = min(batch_end + timedelta(hours=1), now)
+        new = []
+        while i < len(bans) and bans[i].banned_at < batch_end:
+            new.append(bans[i])
+            i += 1
+        due = []
+        for b in pending:
+            assert b.expires_at is not None
+            at = b.expires_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+            if at <= batch_end:
+                due.append(Unban(b, at, "expired"))
+        got_bans, got_unbans = ledger.record(new, due, batch_end + timedelta(seconds=2))
+        n_bans += len(got_bans)
+        n_unbans += len(got_unbans)
+        lifted = {u.ban for u in got_unbans}
+        pending = [b for b in pending if b not in lifted] + got_bans
+        if batch_end >= now:
+            break
+    ledger.write_snapshot()
+    return n_bans, n_unbans
+
+
+def report_argv(logscan: Path, store: ReportStore, fmt: str) -> list[str]:
+    argv = [str(logscan), "--config", str(store.config), "--state-dir", str(store.state)]
+    return [*argv, "report", "--since", "7d", *([] if fmt == "table" else ["--format", fmt])]
+
+
+def bench_report(a: argparse.Namespace, rows: list[Row]) -> dict[str, Any]:
+    """``logscan report --since 7d`` over an event store of ``--report-events`` failures, in each
+    of ``--report-formats``; checks the report's failures against a direct count."""
+    import polars as pl
+
+    store = make_report_store(a.workdir, a.report_events, a.report_tz)
+    name = f"events_{a.report_events // 1_000_000}m" if a.report_events >= 10**6 else "events"
+    out = a.workdir / "out"
+    out.mkdir(exist_ok=True)
+    failures = store.state / "events" / "failures"
+    rep: dict[str, Any] = {
+        "events": store.events,
+        "store_bytes": store.bytes,
+        "store_files": store.files,
+        "day_folders": {
+            d.name: len(list(d.glob("*.parquet"))) for d in sorted(failures.glob("date=*"))
+        },
+        "bans": store.bans,
+        "unbans": store.unbans,
+        "built": store.now.isoformat(),
+        "timezone": store.zone,
+        "state": str(store.state),
+        "config": str(store.config),
+    }
+    # Correctness first, on a fixed window (the last 7 days of the store): the report's failures
+    # and bans against a direct count of the Parquet files and of the ledger's records.
+    lo, hi = store.now - timedelta(days=7), store.now + timedelta(minutes=1)
+    direct = (
+        pl.scan_parquet(str(failures / "*" / "*.parquet"))
+        .filter(pl.col("time").is_between(lo, hi, closed="left"))
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    ledger_bans = 0
+    for ln in (store.state / "ledger.jsonl").read_text().splitlines():
+        r = json.loads(ln)
+        if r["type"] == "ban" and lo <= datetime.fromisoformat(r["banned_at"]) < hi:
+            ledger_bans += 1
+    fixed = ["--since", lo.isoformat(), "--until", hi.isoformat(), "--format", "json"]
+    check = report_argv(a.logscan, store, "table")[:-2] + fixed
+    if run_once(check, out / "report-check.json").rc == 0:
+        text = (out / "report-check.json").read_text()
+        tables = json.loads(text[text.index("{") :])["tables"]
+        got_f = sum(r["failures"] for r in tables["per_jail_day"])
+        got_b = sum(r["bans"] for r in tables["per_jail_day"])
+        rep["check"] = {
+            "window": [lo.isoformat(), hi.isoformat()],
+            "failures (parquet)": direct,
+            "failures (report)": got_f,
+            "bans (ledger)": ledger_bans,
+            "bans (report)": got_b,
+            "active bans (report)": len(tables["active_bans"]),
+            "agree": got_f == direct and got_b == ledger_bans,
+        }
+    for fmt in a.report_formats:
+        log(f"{name}: logscan report --since 7d --format {fmt}")
+        row = Row(name, f"logscan report --since 7d ({fmt})", store.events, store.bytes)
+        dest = out / f"report.{fmt}"
+        measure(row, lambda i, f=fmt: report_argv(a.logscan, store, f), a.runs, dest)
+        row.count = direct
+        row.note = f"{store.files} files"
+        rows.append(row)
+    return rep
+
+
 # --- profiles -----------------------------------------------------------------------------------
 
 
@@ -993,6 +1555,27 @@ def profile(a: argparse.Namespace, inp: Input) -> str | None:
         [str(a.python), "-m", "pyinstrument", "-r", "text", "-o", str(dest), *argv], check=False
     )
     return str(dest)
+
+
+def profile_report(a: argparse.Namespace, store: ReportStore) -> list[str]:
+    """pyinstrument on ``logscan report --since 7d``, text and html formats."""
+    try:
+        import pyinstrument  # noqa: F401
+    except ImportError:
+        log("--profile: pyinstrument is not installed (pip install pyinstrument)")
+        return []
+    done = []
+    for fmt in ("table", "html"):
+        dest = OUT / f"profile-report-{fmt}.txt"
+        log(f"profiling logscan report --format {fmt} -> {dest}")
+        argv = report_argv(a.logscan, store, fmt)
+        subprocess.run(
+            [str(a.python), "-m", "pyinstrument", "-r", "text", "-o", str(dest), *argv],
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
+        done.append(str(dest))
+    return done
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -1074,6 +1657,15 @@ def targets(rows: list[Row], tick: dict[str, Any] | None) -> list[list[str]]:
             out.append(
                 [f"peak RSS flat 1M -> 10M {kind} (within 20 %)", f"x{g:.2f}", yes(g <= 1.2)]
             )
+    for r in rows:
+        if r.tool == "logscan report --since 7d (table)" and r.samples:
+            out.append(
+                [
+                    f"logscan report --since 7d over {r.lines / 1e6:g}M events < 1.5 s",
+                    f"{r.wall:.2f} s (median of {len(r.samples)}), {r.rss_mib:.0f} MiB",
+                    yes(r.wall < 1.5),
+                ]
+            )
     if tick:
         imp = tick["idle_imports"]
         out.append(
@@ -1089,6 +1681,30 @@ def targets(rows: list[Row], tick: dict[str, Any] | None) -> list[list[str]]:
             if r.input == "tick" and "1,000 new" in r.tool:
                 out.append([f"{r.tool} < 600 ms", f"{r.wall * 1000:.0f} ms", yes(r.wall < 0.6)])
     return out
+
+
+def print_report_store(rep: dict[str, Any] | None) -> None:
+    if not rep:
+        return
+    days = rep["day_folders"]
+    print(
+        f"\n== event store of the report rows: {rep['events']:,} failures, "
+        f"{rep['store_bytes'] / 2**20:,.0f} MiB in {rep['store_files']} files "
+        f"(failures + lines), built {rep['built']}, zone {rep.get('timezone')} =="
+    )
+    print("failure files per day folder: " + ", ".join(f"{d[5:]} {n}" for d, n in days.items()))
+    print(f"ledger: {rep['bans']:,} bans, {rep['unbans']:,} unbans")
+    if "check" in rep:
+        c = rep["check"]
+        print(
+            tabulate(
+                [
+                    [k, f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else v]
+                    for k, v in c.items()
+                ],
+                tablefmt="plain",
+            )
+        )
 
 
 def yes(ok: bool) -> str:
@@ -1177,7 +1793,32 @@ def main(argv: list[str] | None = None) -> int:
         help="logscan and the floors only (e.g. to re-measure 10M memory in minutes)",
     )
     ap.add_argument("--no-test-filter", dest="test_filter", action="store_false")
-    ap.add_argument("--profile", action="store_true", help="pyinstrument on the 1M runs")
+    ap.add_argument(
+        "--report-events",
+        type=int,
+        default=10_000_000,
+        help="failures in the event store of the report rows (default 10,000,000)",
+    )
+    ap.add_argument(
+        "--report-formats",
+        default=",".join(REPORT_FORMATS),
+        help=f"formats of the report rows, of {','.join(REPORT_FORMATS)} (default: all)",
+    )
+    ap.add_argument(
+        "--report-tz",
+        default="late",
+        help="the store's configured zone, whose midnights compaction follows (default 'late': "
+        "the zone where it is now 21:xx, the most uncompacted files a day leaves)",
+    )
+    ap.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="no 'logscan report --since 7d' rows (and no event store to build)",
+    )
+    ap.add_argument(
+        "--profile", action="store_true", help="pyinstrument on the 1M runs and on the report"
+    )
     ap.add_argument("--no-install", dest="install", action="store_false")
     ap.add_argument("--from-json", type=Path, help="only print the tables of a saved results.json")
     a = ap.parse_args(argv)
@@ -1188,6 +1829,9 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [k.strip() for k in a.kinds.split(",") if k.strip()]
     if bad := [s for s in sizes if s not in SIZES] + [k for k in kinds if k not in JAILS]:
         ap.error(f"unknown size/kind: {bad}")
+    a.report_formats = [f.strip() for f in a.report_formats.split(",") if f.strip()]
+    if bad := [f for f in a.report_formats if f not in REPORT_FORMATS]:
+        ap.error(f"unknown report format: {bad}")
     if not a.logscan.exists():
         found = shutil.which("logscan")
         if found is None:
@@ -1204,6 +1848,12 @@ def main(argv: list[str] | None = None) -> int:
     a.test_filter = a.test_filter and has_test_filter(a.logscan)
     probe_defaults(a.workdir)
     check_disk(a.workdir, kinds, sorted(set(sizes) | ({"100k"} if a.tick else set())))
+    if a.report:
+        need = a.report_events * REPORT_BYTES_PER_EVENT * 2  # the store, and a day compacted
+        if need + 2**30 > shutil.disk_usage(a.workdir).free:
+            ap.error(
+                f"{a.workdir}: not enough free space for the event store (~{need / 2**30:.1f} GiB)"
+            )
     info = machine_info(a.logscan)
     log(f"logscan {info['logscan']}; inputs in {a.workdir}")
 
@@ -1219,11 +1869,17 @@ def main(argv: list[str] | None = None) -> int:
         tick_rows, tick = bench_tick(
             a, make_input("npm", "100k", a.workdir), make_input("auth", "100k", a.workdir)
         )
+    report: dict[str, Any] | None = None
+    if a.report:
+        report = bench_report(a, rows)
     profiles = []
     if a.profile:
         for inp in inputs:
             if inp.size == "1m":
                 profiles.append(profile(a, inp))
+        if a.report:
+            store = make_report_store(a.workdir, a.report_events, a.report_tz)
+            profiles += profile_report(a, store)
 
     elapsed = time.perf_counter() - t0
     info["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -1233,6 +1889,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": [r.to_json() for r in rows],
         "tick": {"rows": [r.to_json() for r in tick_rows], **(tick or {})},
         "inputs": reports,
+        "report": report,
         "profiles": profiles,
         "elapsed_s": elapsed,
     }
@@ -1287,6 +1944,7 @@ def render(data: dict[str, Any]) -> list[list[str]]:
             f"largest top-level imports (us): {imp['top_level_cumulative_us'][:5]}"
         )
     print_correctness(data["inputs"])
+    print_report_store(data.get("report"))
     tgt = targets(rows + tick_rows, tick if tick_rows else None)
     print("\n== targets (issue 4) ==")
     print(tabulate(tgt, headers=["target", "measured", "holds"], disable_numparse=True))

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
@@ -375,6 +376,128 @@ def test_only_day_folders_in_range_are_read(week: weekgen.Week, tmp_path: Path) 
     assert load_events(state, since="2026-11-09", until="2026-11-13").collect().height == len(
         week.failures(datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 13, tzinfo=UTC))
     )
+
+
+def test_ranges_that_cut_days(week: weekgen.Week) -> None:
+    """Only the day folders a range cuts are filtered by time (the others are read whole): a
+    range cutting its first and last day, and one inside a single day, count what weekgen says."""
+    for since, until in (
+        (datetime(2026, 11, 10, 13, 7, tzinfo=UTC), datetime(2026, 11, 14, 7, 30, tzinfo=UTC)),
+        (datetime(2026, 11, 12, 4, 0, tzinfo=UTC), datetime(2026, 11, 12, 17, 45, tzinfo=UTC)),
+    ):
+        out = report(
+            week, "--since", since.isoformat(), "--until", until.isoformat(), "--format", "json"
+        )
+        assert out.returncode == 0, out.stderr
+        tables = json.loads(out.stdout)["tables"]
+        got = {(r["day"], r["jail"]): {c: r[c] for c in COUNTS} for r in tables["per_jail_day"]}
+        assert got == week.per_jail_day(since, until)
+        assert [(o["address"], o["failures"]) for o in tables["top_offenders"]] == [
+            (o["address"], o["failures"]) for o in week.offenders(since, until)
+        ]
+        assert [(u["uri"], u["failures"], u["addresses"]) for u in tables["top_uris"]] == list(
+            week.top("uri", since, until)
+        )
+
+
+def test_days_are_local_in_a_half_hour_zone(week: weekgen.Week, tmp_path: Path) -> None:
+    """Days in the configured zone (UTC+05:30: local midnights are at 18:30 UTC)."""
+    cfg = weekgen.write_config(tmp_path, week.log_dir)
+    cfg.write_text(cfg.read_text().replace('timezone = "UTC"', 'timezone = "Asia/Kolkata"'))
+    out = logscan(
+        "--config",
+        str(cfg),
+        "--state-dir",
+        str(week.state_dir),
+        "report",
+        "--since",
+        SINCE,
+        "--until",
+        UNTIL,
+        "--format",
+        "json",
+    )
+    assert out.returncode == 0, out.stderr
+    zone = ZoneInfo("Asia/Kolkata")
+    want: dict[tuple[str, str], dict[str, int]] = {}
+    seen: dict[tuple[str, str], set[str]] = {}
+    for x in week.failures():
+        key = (x.time.astimezone(zone).date().isoformat(), str(x.jail))
+        row = want.setdefault(key, {"failures": 0, "spoofed": 0, "ignored": 0})
+        row["failures"] += 1
+        row["spoofed"] += x.spoofed
+        row["ignored"] += x.ignored
+        seen.setdefault(key, set()).add(str(x.address))
+    for key, row in want.items():
+        row["addresses"] = len(seen[key])
+    rows = json.loads(out.stdout)["tables"]["per_jail_day"]
+    got = {
+        (r["day"], r["jail"]): {c: r[c] for c in ("failures", "spoofed", "ignored", "addresses")}
+        for r in rows
+        if r["failures"]
+    }
+    assert got == want
+
+
+def test_top_uris_are_exact_when_hashes_collide(
+    week: weekgen.Week, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """URIs are counted by hash, then the leading ones by name. With a hash that gives the nine
+    leading URIs a bucket each, the tenth its own, and every other URI one shared bucket (which
+    then outnumbers the tenth), the tenth is not among the ten fullest buckets: it must still
+    be found, and the table must be exact."""
+    from logscan import reports
+
+    config = load_config(week.config_path)
+    since, until = datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC)
+    want = week.top("uri")
+    assert len(want) == 10
+    leading = {u: i for i, (u, _, _) in enumerate(want)}
+    tail = sum(1 for x in week.failures() if x.uri is not None and x.uri not in leading)
+    assert tail > want[-1][1], "the shared bucket must outnumber the tenth URI"
+    monkeypatch.setattr(reports, "_LAST", {})
+    monkeypatch.setattr(
+        reports,
+        "_uri_hash",
+        lambda: (
+            pl.when(pl.col("uri").is_not_null())
+            .then(pl.col("uri").replace_strict(leading, default=10, return_dtype=pl.UInt64))
+            .alias("h")
+        ),
+    )
+    assert (
+        reports.build_report(config, week.state_dir, since, until).tables["top_uris"].rows() == want
+    )
+
+
+def test_a_report_sees_failures_stored_since_the_last_one(
+    week: weekgen.Week, tmp_path: Path
+) -> None:
+    """The aggregates of a report are kept for the charts that follow it, and for no longer
+    than the files they were read from stay the same."""
+    from logscan.events import EventWriter
+    from logscan.parse.filters import FAILURE_SCHEMA
+    from logscan.reports import build_report
+
+    state = weekgen.copy_state(week, tmp_path / "state")
+    config = load_config(week.config_path)
+    since, until = datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC)
+    before = build_report(config, state, since, until).tables["per_jail_day"]
+    extra = pl.DataFrame({n: [None] * 3 for n in FAILURE_SCHEMA}, schema=FAILURE_SCHEMA)
+    extra = extra.with_columns(
+        time=pl.lit(datetime(2026, 11, 12, 10, tzinfo=UTC), pl.Datetime("us", "UTC")),
+        address=pl.lit("192.0.2.77"),
+        spoofed=pl.lit(False),
+        ignored=pl.lit(False),
+        jail=pl.lit("sshd"),
+        file=pl.lit(str(week.log_dir / weekgen.AUTH)),
+    )
+    EventWriter(state, 999_999).write("failures", extra, "time")
+    after = build_report(config, state, since, until).tables["per_jail_day"]
+    assert after["failures"].sum() == before["failures"].sum() + 3
+    row = after.filter((pl.col("day") == date(2026, 11, 12)) & (pl.col("jail") == "sshd"))
+    old = before.filter((pl.col("day") == date(2026, 11, 12)) & (pl.col("jail") == "sshd"))
+    assert row["addresses"].item() == old["addresses"].item() + 1
 
 
 # --- daily reports ---------------------------------------------------------------------------

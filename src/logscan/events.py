@@ -157,29 +157,54 @@ def _finish_interrupted(root: Path, work: Path) -> None:
                 shutil.rmtree(old)
 
 
+def day_files(
+    state_dir: Path, dataset: str, since: datetime | None = None, until: datetime | None = None
+) -> list[tuple[tuple[bool, bool], list[str]]]:
+    """The files of one dataset in the day folders [since, until) meets, in folder order, as
+    runs of consecutive folders: ((cut by since, cut by until), files). A folder holds only rows
+    of its UTC day (``EventWriter.write`` splits by day), so only the folders the range cuts
+    need their rows filtered by time."""
+    root = events_dir(state_dir) / dataset
+    lo = since.astimezone(UTC) if since is not None else None
+    hi = until.astimezone(UTC) if until is not None else None
+    runs: list[tuple[tuple[bool, bool], list[str]]] = []
+    for day, folder in _day_dirs(root):
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        if (lo is not None and end <= lo) or (hi is not None and start >= hi):
+            continue
+        files = sorted(e.path for e in os.scandir(folder) if e.name.endswith(".parquet"))
+        if not files:
+            continue
+        cut = (lo is not None and start < lo, hi is not None and end > hi)
+        if runs and runs[-1][0] == cut:
+            runs[-1][1].extend(files)
+        else:
+            runs.append((cut, files))
+    return runs
+
+
 def scan(
     state_dir: Path, dataset: str, since: datetime | None = None, until: datetime | None = None
 ) -> pl.LazyFrame:
-    """A lazy scan of one dataset, reading only the day folders in [since, until)."""
+    """A lazy scan of one dataset, reading only the day folders in [since, until), and filtering
+    by time only the rows of the folders the range cuts (a week's report: its first and last
+    day, not the days in between)."""
     import polars as pl
 
-    root = events_dir(state_dir) / dataset
-    first = since.astimezone(UTC).date() if since else None
-    last = until.astimezone(UTC).date() if until else None
-    files: list[str] = []
-    for day, folder in _day_dirs(root):
-        if (first and day < first) or (last and day > last):
-            continue
-        files.extend(str(f) for f in sorted(folder.glob("*.parquet")))
-    if not files:
+    runs = day_files(state_dir, dataset, since, until)
+    if not runs:
         events, lines = _schemas()
         return pl.DataFrame(schema=events if dataset == "failures" else lines).lazy()
-    lf = pl.scan_parquet(files, hive_partitioning=False)
-    if since is not None:
-        lf = lf.filter(pl.col("time") >= since)
-    if until is not None:
-        lf = lf.filter(pl.col("time") < until)
-    return lf
+    frames = []
+    for (cut_since, cut_until), files in runs:
+        lf = pl.scan_parquet(files, hive_partitioning=False)
+        if cut_since:
+            lf = lf.filter(pl.col("time") >= since)
+        if cut_until:
+            lf = lf.filter(pl.col("time") < until)
+        frames.append(lf)
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
 
 
 def _schemas() -> tuple[dict[str, pl.DataType], dict[str, pl.DataType]]:

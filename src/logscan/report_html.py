@@ -3,8 +3,10 @@
 ``chart_data`` computes what the charts show with lazy Polars scans of the event store (only the
 columns needed) and the ledger: failures per hour per jail over the report's range (longer buckets
 for long ranges), bans per day over the 30 days ending with the range, and the top offending
-addresses with their failures per jail. ``render_html`` turns a ``Report`` and that data into a
-page that loads nothing from anywhere: inline CSS, charts as inline SVG written here, no script
+addresses with their failures per jail. The per-address counts and the totals come from
+``reports.aggregates``, which the report's tables have usually just computed over the same
+range. ``render_html`` turns a ``Report`` and that data into a page that loads nothing from
+anywhere: inline CSS, charts as inline SVG written here, no script
 (a Content-Security-Policy forbids scripts and every external resource). Log text (URIs, user
 agents, user names) is attacker-controlled: every piece of text and every attribute is escaped.
 """
@@ -24,7 +26,7 @@ import polars as pl
 
 from . import __version__
 from .config import Config
-from .reports import TITLES, TOP, Report, _cell, load_bans, load_events, load_lines
+from .reports import TITLES, TOP, Report, _cell, aggregates, load_bans
 
 BAN_DAYS = 30
 # Okabe-Ito, colour-blind safe, then a few more; a jail keeps its colour across the charts.
@@ -62,23 +64,21 @@ def chart_data(
     ``totals`` = {``failures``, ``addresses``, ``lines``, ``skipped``}."""
     tz = ZoneInfo(config.timezone)
     jails = [j.name for j in config.jails if jail is None or j.name == jail]
-    events = load_events(state_dir, start, end, jail).select("time", "jail", "address")
+    agg = aggregates(config, state_dir, start, end, jail)
+    by_day, per_file_day = agg.per_address, agg.per_file
 
     # Failures per bucket and jail.
     origin, step, step_name, n = _buckets(start, end, tz)
     if step == 86400:
-        local_day = pl.col("time").dt.convert_time_zone(config.timezone).dt.date()
-        index = (local_day - pl.lit(origin.date())).dt.total_days()
-    else:
-        index = (pl.col("time") - pl.lit(origin.astimezone(UTC))).dt.total_seconds() // step
-    # One pass over the files for the three aggregates (collect_all shares the scan).
-    per_bucket, per_address, summary = pl.collect_all(
-        [
-            events.group_by("jail", index.cast(pl.Int64).alias("i")).agg(n=pl.len()),
-            events.group_by("address", "jail").agg(n=pl.len()),
-            events.select(failures=pl.len(), addresses=pl.col("address").n_unique()),
-        ]
-    )
+        per_bucket = by_day.group_by(
+            "jail", (pl.col("day") - pl.lit(origin.date())).dt.total_days().alias("i")
+        ).agg(n=pl.col("n").sum())
+    else:  # buckets of whole minutes, from a minute boundary
+        start_s = int(origin.astimezone(UTC).timestamp())
+        per_bucket = agg.per_minute.group_by(
+            "jail", ((pl.col("minute") * 60 - start_s) // step).alias("i")
+        ).agg(n=pl.col("n").sum())
+    per_address = by_day.group_by("address", "jail").agg(n=pl.col("n").sum())
     series = {j: [0] * n for j in jails}
     for j, i, count in per_bucket.iter_rows():
         if j in series and 0 <= i < n:
@@ -118,11 +118,8 @@ def chart_data(
         for a, t in totals.iter_rows()
     ]
 
-    per_file = (
-        load_lines(state_dir, start, end)
-        .group_by("file")
-        .agg(pl.col("lines").sum(), pl.col("skipped").sum())
-        .collect()
+    per_file = per_file_day.group_by("file").agg(
+        lines=pl.col("lines_read").sum(), skipped=pl.col("skipped").sum()
     )
     if jail is not None:  # the files that jail reads
         patterns = [p for j in config.jails if j.name == jail for p in j.logpaths]
@@ -139,8 +136,8 @@ def chart_data(
         "bans": {"days": [d.isoformat() for d in days], "series": ban_series},
         "offenders": offenders,
         "totals": {
-            "failures": int(summary["failures"][0]),
-            "addresses": int(summary["addresses"][0]),
+            "failures": int(by_day["n"].sum()),
+            "addresses": by_day["address"].n_unique(),
             "lines": int(per_file["lines"].sum()),
             "skipped": int(per_file["skipped"].sum()),
         },

@@ -2,13 +2,19 @@
 reports, and the Python API notebooks use (``load_events``, ``load_bans``).
 
 Everything is computed with lazy Polars scans that read only the day folders in range and only
-the columns a table needs. Nothing here writes state except ``write_daily_reports``.
+the columns a table needs, and nothing of the size of the store reaches Python. A report reads
+the failures in one streaming pass (``aggregates``): per jail, local day and address (the
+per-day table, the offenders, the forged headers and the charts derive from that small frame),
+per value and address for hosts, user agents and users, per hash for URIs; then, for the leading
+URIs only, their rows again by name. Nothing here writes state except ``write_daily_reports``.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from .config import Config
-from .events import scan
+from .events import day_files, scan
 from .ledger import LEDGER, Ledger, iso
 
 TOP = 10
@@ -47,44 +53,32 @@ def load_lines(
     return scan(Path(state_dir), "lines", _when(since), _when(until))
 
 
+# The ledger fields a report uses (each record has more: ``why`` with sample lines, ...).
+_LEDGER_FIELDS = ("type", "jail", "address", "banned_at", "at", "expires_at", "origin", "reason")
+
+
 def load_bans(
     state_dir: str | Path = "/var/lib/logscan",
     since: datetime | str | None = None,
     jail: str | None = None,
 ) -> pl.DataFrame:
     """Ban and unban records of the ledger: type, jail, address, time, expires_at, origin..."""
-    path = Path(state_dir) / LEDGER
-    rows: list[dict[str, Any]] = []
-    if path.exists():
-        with open(path, "rb") as f:
-            for raw in f:
-                if not raw.endswith(b"\n"):
-                    break  # a torn last record
-                r = json.loads(raw)
-                rows.append(
-                    {
-                        "type": r["type"],
-                        "jail": r["jail"],
-                        "address": r["address"],
-                        "time": r.get("banned_at") if r["type"] == "ban" else r.get("at"),
-                        "expires_at": r.get("expires_at"),
-                        "origin": r.get("origin"),
-                        "reason": r.get("reason"),
-                        "id": r["id"],
-                    }
-                )
-    schema = {
-        "type": pl.String,
-        "jail": pl.String,
-        "address": pl.String,
-        "time": pl.String,
-        "expires_at": pl.String,
-        "origin": pl.String,
-        "reason": pl.String,
-        "id": pl.String,
-    }
-    df = pl.DataFrame(rows, schema=schema, orient="row").with_columns(
-        pl.col("time", "expires_at").str.to_datetime(time_zone="UTC", strict=False)
+    df = (
+        _read_ledger(Path(state_dir) / LEDGER)
+        .select(
+            "type",
+            "jail",
+            "address",
+            pl.when(pl.col("type") == "ban")
+            .then(pl.col("banned_at"))
+            .otherwise(pl.col("at"))
+            .alias("time"),
+            "expires_at",
+            "origin",
+            "reason",
+            "id",
+        )
+        .with_columns(pl.col("time", "expires_at").str.to_datetime(time_zone="UTC", strict=False))
     )
     start = _when(since)
     if start is not None:
@@ -92,6 +86,35 @@ def load_bans(
     if jail is not None:
         df = df.filter(pl.col("jail") == jail)
     return df
+
+
+# The last ledger read, by path, size and modification time (an HTML report reads it twice).
+_LEDGER_READ: dict[tuple[str, int, int], pl.DataFrame] = {}
+
+
+def _read_ledger(path: Path) -> pl.DataFrame:
+    """The ledger's records (only ``_LEDGER_FIELDS`` and ``id``, as strings), parsed by Polars'
+    JSON reader: a week of a busy server is ~100k records and 50 MB, mostly ``why``. The file is
+    read once, up to its last newline: a torn last record (a run appending right now) is left
+    out."""
+    schema = {name: pl.String() for name in (*_LEDGER_FIELDS, "id")}
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            key = (str(path), st.st_size, st.st_mtime_ns)
+            if key in _LEDGER_READ:
+                return _LEDGER_READ[key]
+            data = f.read(st.st_size)
+    except FileNotFoundError:
+        return pl.DataFrame(schema=schema)
+    data = data[: data.rfind(b"\n") + 1]
+    if not data or data.isspace():
+        records = pl.DataFrame(schema=schema)
+    else:
+        records = pl.read_ndjson(io.BytesIO(data), schema=schema)
+    _LEDGER_READ.clear()
+    _LEDGER_READ[key] = records
+    return records
 
 
 def _when(value: datetime | str | None) -> datetime | None:
@@ -133,28 +156,26 @@ def build_report(
 ) -> Report:
     now = now or datetime.now(UTC)
     rep = Report(since, until, jail)
-    ev = load_events(state_dir, since, until, jail)
+    agg = aggregates(config, state_dir, since, until, jail)
+    per_address, per_file = agg.per_address, agg.per_file
     bans = load_bans(state_dir, jail=jail).filter(
         pl.col("time").is_between(since, until, closed="left")
     )
-    # Days are the owner's local days (a daily report covers one), not UTC ones.
-    day = pl.col("time").dt.convert_time_zone(config.timezone).dt.date().alias("day")
-    per_day = (
-        ev.group_by("jail", day)
-        .agg(
-            failures=pl.len(),
-            addresses=pl.col("address").n_unique(),
-            spoofed=pl.col("spoofed").sum(),
-            ignored=pl.col("ignored").sum(),
-        )
-        .collect()
+    count = pl.get_index_type()  # what pl.len() and n_unique() give
+    per_day = per_address.group_by("jail", "day").agg(
+        failures=pl.col("n").sum().cast(count),
+        addresses=pl.len().cast(count),
+        spoofed=pl.col("spoofed").sum().cast(count),
+        ignored=pl.col("ignored").sum().cast(count),
     )
+    # Days are the owner's local days (a daily report covers one), not UTC ones.
+    local = pl.col("time").dt.convert_time_zone(config.timezone).dt.date().alias("day")
     ban_days = (
-        bans.with_columns(day)
+        bans.with_columns(local)
         .group_by("jail", "day")
         .agg(bans=(pl.col("type") == "ban").sum(), unbans=(pl.col("type") == "unban").sum())
     )
-    lines = _lines_per_jail_day(config, state_dir, since, until, jail)
+    lines = _lines_per_jail_day(config, per_file, jail)
     rep.tables["per_jail_day"] = (
         per_day.join(ban_days, on=["jail", "day"], how="full", coalesce=True)
         .join(lines, on=["jail", "day"], how="full", coalesce=True)
@@ -186,16 +207,15 @@ def build_report(
         .sort("day", "jail")
     )
     offenders = (
-        ev.group_by("address")
+        per_address.group_by("address")
         .agg(
-            failures=pl.len(),
+            failures=pl.col("n").sum().cast(count),
             jails=pl.col("jail").unique().sort().str.join(","),
-            first_seen=pl.col("time").min(),
-            last_seen=pl.col("time").max(),
+            first_seen=pl.col("first").min(),
+            last_seen=pl.col("last").max(),
         )
         .sort("failures", "address", descending=[True, False])
         .head(TOP)
-        .collect()
     )
     ban_counts = bans.filter(pl.col("type") == "ban").group_by("address").agg(bans=pl.len())
     rep.tables["top_offenders"] = (
@@ -203,20 +223,7 @@ def build_report(
         .with_columns(pl.col("bans").fill_null(0))
         .select("address", "failures", "bans", "jails", "first_seen", "last_seen")
     )
-    for column, title in (
-        ("uri", "top_uris"),
-        ("vhost", "top_hosts"),
-        ("user_agent", "top_user_agents"),
-        ("user", "top_users"),
-    ):
-        rep.tables[title] = (
-            ev.filter(pl.col(column).is_not_null())
-            .group_by(column)
-            .agg(failures=pl.len(), addresses=pl.col("address").n_unique())
-            .sort("failures", column, descending=[True, False])
-            .head(TOP)
-            .collect()
-        )
+    rep.tables.update(_top_values(agg, state_dir, since, until, jail))
     ledger = Ledger.load(state_dir)
     active = [
         b for (j, _), b in ledger.active.items() if (jail is None or j == jail) and b.active_at(now)
@@ -238,35 +245,200 @@ def build_report(
         },
     ).sort("jail", "address")
     rep.tables["spoofed_headers"] = (
-        ev.filter(pl.col("spoofed"))
+        per_address.filter(pl.col("spoofed") > 0)
         .group_by("address")
-        .agg(attempts=pl.len(), last_seen=pl.col("time").max())
+        .agg(attempts=pl.col("spoofed").sum().cast(count), last_seen=pl.col("spoofed_last").max())
         .sort("attempts", "address", descending=[True, False])
         .head(TOP)
-        .collect()
     )
     rep.tables["unreadable_lines"] = (
-        load_lines(state_dir, since, until)
-        .group_by("file")
-        .agg(skipped=pl.col("skipped").sum(), lines=pl.col("lines").sum())
+        per_file.group_by("file")
+        .agg(skipped=pl.col("skipped").sum(), lines=pl.col("lines_read").sum())
         .filter(pl.col("skipped") > 0)
         .sort("file")
-        .collect()
     )
     return rep
 
 
-def _lines_per_jail_day(
-    config: Config, state_dir: Path, since: datetime, until: datetime, jail: str | None
-) -> pl.DataFrame:
-    per_file = (
+TOP_COLUMNS = {
+    "uri": "top_uris",
+    "vhost": "top_hosts",
+    "user_agent": "top_user_agents",
+    "user": "top_users",
+}
+# Fields with few distinct values (a handful of hosts, dozens of user agents or user names):
+# held as categoricals while counting, and counted per value and address in the same pass.
+FEW_VALUES = ("vhost", "user_agent", "user")
+
+
+@dataclass(frozen=True)
+class Aggregates:
+    """What a report and its charts derive from, computed in one reading of the store.
+
+    ``per_address``: one row per jail, local day (the configured zone) and address: ``n``
+    (failures), ``spoofed``, ``ignored`` (how many of them were), ``first``, ``last`` (times),
+    ``spoofed_last`` (the last spoofed one): tens of thousands of rows for millions of failures.
+    ``per_file``: lines read and skipped per file and local day. ``values``: per field of
+    ``FEW_VALUES``, its values with their ``failures`` and distinct ``addresses``.
+    ``uri_hashes``: failures per URI hash (``h``, ``failures``): hundreds of thousands of URIs
+    are counted by hash, and the leading ones read again by name (``_top_uris``).
+    ``per_minute``: failures per jail and minute (``minute``: seconds since the epoch // 60),
+    which any chart bucket of whole minutes adds up."""
+
+    per_address: pl.DataFrame
+    per_file: pl.DataFrame
+    values: dict[str, pl.DataFrame]
+    uri_hashes: pl.DataFrame
+    per_minute: pl.DataFrame
+
+
+# The last aggregates computed, for the next call over the same files: ``logscan report --format
+# html`` asks for the tables, then for the charts; one reading of the store serves both.
+_LAST: dict[tuple[Any, ...], Aggregates] = {}
+
+
+def aggregates(
+    config: Config, state_dir: Path, since: datetime, until: datetime, jail: str | None = None
+) -> Aggregates:
+    """The failures in [since, until) (of one jail, or all), aggregated in one streaming pass.
+
+    Kept for the next call with the same arguments while the files in range are unchanged
+    (same names, sizes and modification times)."""
+    key = (
+        str(Path(state_dir).resolve()),
+        since,
+        until,
+        jail,
+        config.timezone,
+        _fingerprint(state_dir, since, until),
+    )
+    if key in _LAST:
+        return _LAST[key]
+    count = pl.get_index_type()
+    # One scan feeds every query below (Polars shares it, so it holds these columns of every
+    # failure in range: repeated strings travel as categoricals, URIs as hashes).
+    ev = load_events(state_dir, since, until, jail).select(
+        "time",
+        "spoofed",
+        "ignored",
+        _uri_hash(),
+        *(pl.col(c).cast(pl.Categorical) for c in ("address", "jail", *FEW_VALUES)),
+    )
+    spoofed = pl.col("spoofed").fill_null(False)
+    queries = [
+        ev.group_by("jail", local_day(config.timezone, since, until).alias("day"), "address").agg(
+            n=pl.len(),
+            spoofed=pl.col("spoofed").sum(),
+            ignored=pl.col("ignored").sum(),
+            first=pl.col("time").min(),
+            last=pl.col("time").max(),
+            spoofed_last=pl.when(spoofed).then(pl.col("time")).max(),
+        ),
         load_lines(state_dir, since, until)
         .group_by(
             "file", pl.col("time").dt.convert_time_zone(config.timezone).dt.date().alias("day")
         )
-        .agg(lines_read=pl.col("lines").sum(), skipped=pl.col("skipped").sum())
-        .collect()
+        .agg(lines_read=pl.col("lines").sum(), skipped=pl.col("skipped").sum()),
+        ev.filter(pl.col("h").is_not_null()).group_by("h").agg(failures=pl.len()),
+        ev.group_by("jail", (pl.col("time").dt.epoch("s") // 60).alias("minute")).agg(n=pl.len()),
+        *(
+            ev.filter(pl.col(c).is_not_null())
+            .group_by(c, "address")
+            .agg(n=pl.len())
+            .group_by(c)
+            .agg(failures=pl.col("n").sum().cast(count), addresses=pl.len().cast(count))
+            .with_columns(pl.col(c).cast(pl.String))
+            for c in FEW_VALUES
+        ),
+    ]
+    per_address, per_file, uri_hashes, per_minute, *values = pl.collect_all(
+        queries, engine="streaming"
     )
+    result = Aggregates(
+        per_address.with_columns(pl.col("jail", "address").cast(pl.String)),
+        per_file,
+        dict(zip(FEW_VALUES, values, strict=True)),
+        uri_hashes,
+        per_minute.with_columns(pl.col("jail").cast(pl.String)),
+    )
+    _LAST.clear()
+    _LAST[key] = result
+    return result
+
+
+def _fingerprint(state_dir: Path, since: datetime, until: datetime) -> tuple[Any, ...]:
+    out = []
+    for dataset in ("failures", "lines"):
+        for _, files in day_files(Path(state_dir), dataset, since, until):
+            for f in files:
+                st = os.stat(f)
+                out.append((f, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _uri_hash() -> pl.Expr:
+    return pl.when(pl.col("uri").is_not_null()).then(pl.col("uri").hash()).alias("h")
+
+
+def _top_values(
+    agg: Aggregates, state_dir: Path, since: datetime, until: datetime, jail: str | None
+) -> dict[str, pl.DataFrame]:
+    """The ``TOP`` most frequent values of each field among failures, with their failures and
+    distinct addresses."""
+    out = {TOP_COLUMNS[c]: _top(agg.values[c], c) for c in FEW_VALUES}
+    out[TOP_COLUMNS["uri"]] = _top_uris(agg.uri_hashes, load_events(state_dir, since, until, jail))
+    return {title: out[title] for title in TOP_COLUMNS.values()}
+
+
+def _top_uris(per_hash: pl.DataFrame, ev: pl.LazyFrame) -> pl.DataFrame:
+    """The leading URIs, exactly, from the failures per URI hash: the URIs of the hashes with at
+    least as many failures as the tenth are read again by name, counted and sorted (a hash
+    counts all its URIs, so none that leads can be missed; should two share a hash, which
+    64 bits make unlikely, the loop widens the set until it is complete)."""
+    count = pl.get_index_type()
+    ranked = per_hash.sort("failures", descending=True)
+    if ranked.height == 0:
+        return pl.DataFrame(schema={"uri": pl.String, "failures": count, "addresses": count})
+    floor = int(ranked["failures"][min(TOP, ranked.height) - 1])
+    while True:
+        hashes = ranked.filter(pl.col("failures") >= floor)["h"]
+        found = (
+            ev.filter(_uri_hash().is_in(hashes.implode()))
+            .group_by("uri")
+            .agg(failures=pl.len().cast(count), addresses=pl.col("address").n_unique().cast(count))
+            .collect(engine="streaming")
+        )
+        top = _top(found, "uri")
+        # Without a collision every URI has its hash's count, and this is the tenth's.
+        least = int(top["failures"].min()) if top.height == TOP else 0  # type: ignore[arg-type]
+        if least >= floor or hashes.len() == ranked.height:
+            return top
+        floor = least
+
+
+def _top(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    return frame.sort("failures", column, descending=[True, False]).head(TOP)
+
+
+def local_day(tz: str, since: datetime, until: datetime) -> pl.Expr:
+    """The local date in ``tz`` of ``time``, for times in [since, until): what
+    ``convert_time_zone(tz).dt.date()`` gives, from the local midnights of that range (a few
+    comparisons per row cost less than a time-zone conversion per row; long ranges convert)."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    first = since.astimezone(zone).date()
+    days = ((until - timedelta(microseconds=1)).astimezone(zone).date() - first).days + 1
+    if days > 40:
+        return pl.col("time").dt.convert_time_zone(tz).dt.date()
+    passed = pl.sum_horizontal(
+        (pl.col("time") >= day_bounds(first + timedelta(days=i), tz)[0]).cast(pl.Int32)
+        for i in range(days)
+    )
+    return (passed.cast(pl.Int32) - 1 + (first - date(1970, 1, 1)).days).cast(pl.Date)
+
+
+def _lines_per_jail_day(config: Config, per_file: pl.DataFrame, jail: str | None) -> pl.DataFrame:
     frames = []
     for j in config.jails:
         if jail is not None and j.name != jail:
