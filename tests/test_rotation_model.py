@@ -228,8 +228,8 @@ class NoTornRotationMachine(RotationMachine):
 
 
 SETTINGS = settings(
-    max_examples=1500 if LONG else 60,
-    stateful_step_count=60 if LONG else 25,
+    max_examples=1500 if LONG else 600,
+    stateful_step_count=60 if LONG else 40,
     deadline=None,
     derandomize=not LONG,  # the same sequences on every CI run
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
