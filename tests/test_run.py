@@ -121,6 +121,24 @@ def test_old_history_is_read_but_expired_bans_are_not_issued(npm_setup) -> None:
     assert s.jails["npm-404"].failures == 6
 
 
+def test_expired_history_does_not_count_bans_that_could_never_be_issued(npm_setup) -> None:
+    """A protected address (here a private one: default trusted proxies) reaching maxretry in
+    old history would never have been banned: not counted as "expired in history"."""
+    cfg_path, logs, state = npm_setup(maxretry=3, bantime="2h")
+    cfg = load_config(cfg_path)
+    t = now_utc()
+    old = t - timedelta(days=3)
+    append(
+        logs / "proxy-host-1_access.log",
+        [npm_line(old + timedelta(seconds=i), "172.21.0.2", cf="203.0.113.5") for i in range(3)]
+        + [npm_line(old + timedelta(seconds=i), "10.9.8.7") for i in range(3)],
+    )
+    s = run(cfg, state, now=t)
+    assert s.bans == []
+    assert s.jails["npm-404"].failures == 6
+    assert s.jails["npm-404"].historic_bans == 1  # 203.0.113.5 only
+
+
 def test_rotation_between_runs_end_to_end(npm_setup) -> None:
     import gzip
     import os

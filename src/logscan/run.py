@@ -365,6 +365,9 @@ def _process(
         ),
         "time",
     )
+    from .safety import Protection
+
+    protection = Protection(config)
     old_window = checkpoint.load_window()
     windows: list[pl.DataFrame] = []
     bans: list[Ban] = []
@@ -396,10 +399,15 @@ def _process(
         rest = _with_lines(prune_window(rest, now, jail.findtime), plan)
         windows.append(rest.with_columns(jail=pl.lit(jail.name)).select("jail", *FAILURE_COLUMNS))
         checkpoint.set_count(jail.name, "currently_failed", rest["address"].n_unique())
+        protected: dict[str, bool] = {}
         for row in found_bans.iter_rows(named=True):  # one row per ban, not per line
             ends = expiry(row["banned_at"], jail.bantime)
             if ends <= now:
-                js.historic_bans += 1
+                # Counted only if it could have been issued (vet_bans drops protected ones).
+                address = row["address"]
+                if address not in protected:
+                    protected[address] = protection.reason(jail, address) is not None
+                js.historic_bans += not protected[address]
                 continue
             samples = _sample_lines(row["samples"], plan)
             why = {
