@@ -78,8 +78,10 @@ def detect(
     # sort, window and join below is then on 4 bytes, not on a string), back to text at the end.
     names = failures.select(pl.col("address").unique()).with_row_index("_a")
     # Joins keep the input's order: failures at the same time stay in the order they were read.
+    # Only (row, address code, time) is sorted and windowed; the line, segment and offset of a
+    # failure are taken from ``failures`` by row at the end (samples, failures left counting).
     f = (
-        failures.select(list(FAILURE_COLUMNS))
+        failures.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), "address", "time")
         .join(names, on="address", maintain_order="left")
         .drop("address")
     )
@@ -103,7 +105,7 @@ def detect(
         .with_row_index("_c")  # in (address, time) order
     )
     if reaching.height == 0:
-        return pl.DataFrame(schema=BAN_SCHEMA), f.join(names, on="_a").select(list(FAILURE_COLUMNS))
+        return pl.DataFrame(schema=BAN_SCHEMA), failures.select(list(FAILURE_COLUMNS))[f["_row"]]
     firsts = reaching.unique("_a", keep="first", maintain_order=True)["_c"].to_list()
     if params.bantime < 0:
         chosen_ids = firsts  # a permanent ban is the address's only one
@@ -152,6 +154,12 @@ def detect(
         .join(f, on=["_a", "_n"], how="inner")
         .filter(pl.col("_prev_until").is_null() | (pl.col("time") >= pl.col("_prev_until")))
         .sort("_c", "_n")
+    )
+    samples = (
+        pl.concat(
+            [samples.select("_c"), failures.select("line", "src", "offset")[samples["_row"]]],
+            how="horizontal",
+        )
         .group_by("_c", maintain_order=True)
         .agg(pl.struct(pl.col("line").str.slice(0, SAMPLE_CHARS), "src", "offset").alias("samples"))
     )
@@ -164,12 +172,12 @@ def detect(
         .sort("banned_at", "address")
     )
     last_until = chosen.group_by("_a").agg(pl.col("_until").max())
-    rest = (
+    kept = (
         f.join(last_until, on="_a", how="left")
         .filter(pl.col("_until").is_null() | (pl.col("time") >= pl.col("_until")))
-        .join(names, on="_a")
-        .select(list(FAILURE_COLUMNS))
+        .get_column("_row")
     )
+    rest = failures.select(list(FAILURE_COLUMNS))[kept]
     return bans.select(list(BAN_SCHEMA)).cast(BAN_SCHEMA), rest  # type: ignore[arg-type]
 
 
