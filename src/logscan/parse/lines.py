@@ -42,11 +42,17 @@ class LineCounts:
 _SNIFFED_FIRST_BYTES = frozenset(b"\x1f\x78\x28")
 
 
+def _unsniffable(data: bytes) -> tuple[bytes, int]:
+    """``data`` as Polars may be given it, and how many empty lines were put in front (0 or 1)."""
+    if data[:1] and data[0] in _SNIFFED_FIRST_BYTES:
+        return b"\n" + data, 1
+    return data, 0
+
+
 def _polars_lines(data: bytes) -> pl.DataFrame:
     """``pl.read_lines(data)``, never decompressing anything."""
-    if data[:1] and data[0] in _SNIFFED_FIRST_BYTES:
-        return pl.read_lines(b"\n" + data).slice(1)
-    return pl.read_lines(data)
+    safe, lead = _unsniffable(data)
+    return pl.read_lines(safe).slice(lead)
 
 
 _FILLER = 0x01  # stands in for the bytes of an invalid line, so offsets stay right
@@ -96,32 +102,34 @@ def read_candidates(
     handles and counts each case.
     """
     keep = pl.lit(True) if keep is None else keep
-    if b"\r" in chunk or b"\x00" in chunk:
-        lines, counts = read_lines(chunk, base_offset, max_line_bytes)
-        return lines.filter(keep), counts
-    size = pl.col("line").str.len_bytes().cast(pl.Int64)
-    end = base_offset + len(chunk)
-    lead = 1 if chunk[0] in _SNIFFED_FIRST_BYTES else 0  # see _polars_lines
-    try:
-        found = (
-            pl.scan_lines(b"\n" + chunk if lead else chunk)
-            .with_row_index("_n")
-            .with_columns(
-                offset=(size + 1).cum_sum() - (size + 1) + (base_offset - lead),
-                _keep=keep,
-                _long=size > max_line_bytes,
+    if b"\r" not in chunk and b"\x00" not in chunk:
+        safe, lead = _unsniffable(chunk)
+        size = pl.col("line").str.len_bytes().cast(pl.Int64)
+        end = base_offset + len(chunk)
+        try:
+            found = (
+                pl.scan_lines(safe)
+                .with_row_index("_n")
+                .with_columns(
+                    offset=(size + 1).cum_sum() - (size + 1) + (base_offset - lead),
+                    _keep=keep,
+                    _long=size > max_line_bytes,
+                )
+                # The last line is always kept: its row number is the chunk's line count
+                # (cheaper than counting the newlines again in Python).
+                .filter(pl.col("_keep") | pl.col("_long") | (pl.col("offset") + size + 1 == end))
+                .collect(engine="streaming")
             )
-            # The last line is always kept: its row number is the chunk's line count (cheaper
-            # than counting the newlines again in Python).
-            .filter(pl.col("_keep") | pl.col("_long") | (pl.col("offset") + size + 1 == end))
-            .collect(engine="streaming")
-        )
-    except pl.exceptions.ComputeError:  # invalid UTF-8 somewhere in the chunk
-        lines, counts = read_lines(chunk, base_offset, max_line_bytes)
-        return lines.filter(keep), counts
-    found = found.filter(pl.col("_n") >= lead)
-    counts = LineCounts(lines=int(found["_n"][-1]) + 1 - lead, too_long=int(found["_long"].sum()))
-    return found.filter(pl.col("_keep") & ~pl.col("_long")).select("line", "offset"), counts
+        except pl.exceptions.ComputeError:
+            pass  # invalid UTF-8 somewhere in the chunk: read_lines below handles it
+        else:
+            found = found.filter(pl.col("_n") >= lead)
+            counts = LineCounts(
+                lines=int(found["_n"][-1]) + 1 - lead, too_long=int(found["_long"].sum())
+            )
+            return found.filter(pl.col("_keep") & ~pl.col("_long")).select("line", "offset"), counts
+    lines, counts = read_lines(chunk, base_offset, max_line_bytes)
+    return lines.filter(keep), counts
 
 
 def read_lines(
