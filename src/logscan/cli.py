@@ -484,15 +484,13 @@ def _parse_now(value: str | None, dry_run: bool) -> datetime | None:
             "logscan: --now replays history and needs --dry-run (no action may run on it)", err=True
         )
         raise typer.Exit(2)
+    from .job import parse_now
+
     try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        typer.echo(f"logscan: --now: not an ISO 8601 time: {value!r}", err=True)
+        return parse_now(value)
+    except ValueError as exc:
+        typer.echo(f"logscan: {exc}", err=True)
         raise typer.Exit(2) from None
-    if at.tzinfo is None:
-        typer.echo("logscan: --now needs a zone, e.g. 2026-11-20T08:20:00Z", err=True)
-        raise typer.Exit(2)
-    return at.astimezone(UTC)
 
 
 def main() -> None:

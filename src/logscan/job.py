@@ -111,21 +111,26 @@ def fast_run_args(argv: list[str]) -> dict[str, Any] | None:
         else:
             return None
     if "now" in opts:
-        opts["now"] = _zoned_time(opts["now"]) if opts["dry_run"] else None
-        if opts["now"] is None:
+        if not opts["dry_run"]:
+            return None
+        try:
+            opts["now"] = parse_now(opts["now"])
+        except ValueError:
             return None
     return opts if seen_run else None
 
 
-def _zoned_time(text: str) -> datetime | None:
-    """An ISO 8601 time with a zone, in UTC; None if it is not one."""
+def parse_now(text: str) -> datetime:
+    """``--now``: an ISO 8601 time with a zone, in UTC; ValueError says what is wrong."""
     from datetime import UTC
 
     try:
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return None
-    return at.astimezone(UTC) if at.tzinfo is not None else None
+        raise ValueError(f"--now: not an ISO 8601 time: {text!r}") from None
+    if at.tzinfo is None:
+        raise ValueError("--now needs a zone, e.g. 2026-11-20T08:20:00Z")
+    return at.astimezone(UTC)
 
 
 def main() -> None:
