@@ -22,6 +22,10 @@ import polars as pl
 FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
 SAMPLE_LINES = 3
 SAMPLE_CHARS = 300
+# Failures detected at once. Detection holds a few copies of what it sorts and joins (10M
+# auth.log lines: 1.55M failures, +160 MB at once); addresses are independent, so a big input is
+# cut by address into parts of about this size, detected one after the other (+35 MB).
+BUCKET_ROWS = 250_000
 
 # A failure as detection sees it. `line` is kept for failures carried between runs; failures
 # read this run keep only where they are (`src`: segment number, `offset`), and the few sample
@@ -58,12 +62,46 @@ def expiry(banned_at: datetime, bantime: int) -> datetime:
 
 
 def detect(
-    failures: pl.DataFrame, active: pl.DataFrame, params: JailParams
+    failures: pl.DataFrame | pl.LazyFrame,
+    active: pl.DataFrame,
+    params: JailParams,
+    *,
+    rows: int | None = None,
+    bucket_rows: int | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Bans (BAN_SCHEMA, in time order) and the failures left counting (FAILURE_COLUMNS).
 
     ``failures`` has FAILURE_COLUMNS (ignored addresses already removed); ``active`` has address
-    and blocked_until for the bans already in force in this jail.
+    and blocked_until for the bans already in force in this jail. More than ``bucket_rows``
+    (default ``BUCKET_ROWS``) failures are detected in parts of whole addresses, one after the other (the same result:
+    addresses are independent); a lazy ``failures`` (``rows`` of them, counted if not given) is
+    then read once per part, so only a part is ever in memory. The failures left counting come
+    in no particular order.
+    """
+    if rows is None:
+        rows = (
+            failures.height
+            if isinstance(failures, pl.DataFrame)
+            else failures.select(pl.len()).collect().item()
+        )
+    parts = -(-rows // max(BUCKET_ROWS if bucket_rows is None else bucket_rows, 1))
+    if parts <= 1:
+        return _detect(failures.lazy().collect(), active, params)
+    found: list[pl.DataFrame] = []
+    rests: list[pl.DataFrame] = []
+    for b in range(parts):
+        part = failures.lazy().filter(pl.col("address").hash(seed=0) % parts == b).collect()
+        bans, rest = _detect(part, active, params)
+        del part
+        found.append(bans)
+        rests.append(rest)
+    return pl.concat(found).sort("banned_at", "address"), pl.concat(rests)
+
+
+def _detect(
+    failures: pl.DataFrame, active: pl.DataFrame, params: JailParams
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``detect`` on one part.
 
     How: per address, in time order, a failure *reaches* the count when the (maxretry-1)-th
     failure before it is within findtime (``start``: that failure's time). A ban consumes every

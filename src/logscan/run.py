@@ -272,6 +272,7 @@ def _process(
     from .parse.filters import FilterResult, ParseContext, compile_filter
     from .parse.lines import read_candidates
     from .sources.files import ChunkReader
+    from .spill import FailureSpill
 
     summary.read_anything = True
     trusted = NetworkSet(config.trusted_proxies)
@@ -283,7 +284,7 @@ def _process(
         j.name: compile_filter(j.filter, journal=j.journal is not None) for j in config.jails
     }
     events = EventBuffer(EventWriter(checkpoint.state_dir, checkpoint.generation + 1))
-    found: dict[str, list[pl.DataFrame]] = {j.name: [] for j in config.jails}
+    found = FailureSpill(checkpoint.state_dir)
     files: dict[str, FileState] = {}
     from .progress import Progress
 
@@ -297,15 +298,15 @@ def _process(
             result: FilterResult = filters[jail.name].failures(lines, contexts[jail.name])
             _tally(summary, jail.name, result)
             events.add(result.failures, jail.name, label)
-            found[jail.name].append(
-                result.failures.select(
+            found.add(
+                jail.name,
+                result.failures.filter(~pl.col("ignored")).select(
                     "address",
                     "time",
-                    "ignored",
                     pl.lit(None, pl.String).alias("line"),
                     pl.lit(src, pl.Int32).alias("src"),
                     "offset",
-                )
+                ),
             )
 
     for src, seg in enumerate(plan.segments):
@@ -333,15 +334,15 @@ def _process(
             result = filters[jail.name].failures(frame, contexts[jail.name])
             _tally(summary, jail.name, result)
             events.add(result.failures, jail.name, f"journal:{jail.name}")
-            found[jail.name].append(
-                result.failures.select(
+            found.add(
+                jail.name,
+                result.failures.filter(~pl.col("ignored")).select(
                     "address",
                     "time",
-                    "ignored",
                     "line",
                     pl.lit(None, pl.Int32).alias("src"),
                     pl.lit(None, pl.Int64).alias("offset"),
-                )
+                ),
             )
 
     events.flush()
@@ -372,19 +373,13 @@ def _process(
     windows: list[pl.DataFrame] = []
     bans: list[Ban] = []
     for jail in config.jails:
-        # Each copy of a backlog's failures is let go as soon as the next exists: detection
-        # then holds one (10M auth.log lines: 1.5M failures, ~80 MB a copy).
-        parts = found.pop(jail.name)
         js = summary.jails.setdefault(jail.name, JailSummary())
-        js.ignored += sum(int(p["ignored"].sum()) for p in parts)
-        checkpoint.count(jail.name, "failures", sum(p.height for p in parts))
+        checkpoint.count(jail.name, "failures", js.failures)
+        # Lazy: detection reads the failures back in parts of whole addresses (see spill.py).
+        carried = old_window.filter(pl.col("jail") == jail.name).select(list(FAILURE_COLUMNS))
         counting = pl.concat(
-            [
-                old_window.filter(pl.col("jail") == jail.name).select(list(FAILURE_COLUMNS)),
-                *(p.filter(~pl.col("ignored")).select(list(FAILURE_COLUMNS)) for p in parts),
-            ]
+            [carried.lazy(), found.scan(jail.name, FAILURE_COLUMNS)], how="vertical"
         )
-        del parts
         in_force = ledger.bans_in(jail.name)
         active = pl.DataFrame(
             {
@@ -394,7 +389,9 @@ def _process(
             schema=ACTIVE_SCHEMA,
         )
         params = JailParams(jail.maxretry, jail.findtime, jail.bantime)
-        found_bans, rest = detect(counting, active, params)
+        found_bans, rest = detect(
+            counting, active, params, rows=carried.height + found.rows(jail.name)
+        )
         del counting
         rest = _with_lines(prune_window(rest, now, jail.findtime), plan)
         windows.append(rest.with_columns(jail=pl.lit(jail.name)).select("jail", *FAILURE_COLUMNS))
@@ -427,6 +424,7 @@ def _process(
                     why,
                 )
             )
+    found.close()
     window = pl.concat(windows) if windows else checkpoint.load_window()
     return bans, window, files
 
@@ -553,6 +551,7 @@ def _add_counts(fsum: FileSummary, counts: LineCounts) -> None:
 def _tally(summary: RunSummary, jail: str, result: Any) -> None:
     js = summary.jails.setdefault(jail, JailSummary())
     js.failures += result.failures.height
+    js.ignored += int(result.failures["ignored"].sum())
     js.spoofed += int(result.failures["spoofed"].sum())
     js.unparsed += result.unparsed
 
