@@ -73,10 +73,10 @@ def detect(
 
     ``failures`` has FAILURE_COLUMNS (ignored addresses already removed); ``active`` has address
     and blocked_until for the bans already in force in this jail. More than ``bucket_rows``
-    (default ``BUCKET_ROWS``) failures are detected in parts of whole addresses, one after the other (the same result:
-    addresses are independent); a lazy ``failures`` (``rows`` of them, counted if not given) is
-    then read once per part, so only a part is ever in memory. The failures left counting come
-    in no particular order.
+    (default ``BUCKET_ROWS``) failures are detected in parts of whole addresses, one after the
+    other (the same result: addresses are independent); a lazy ``failures`` (``rows`` of them,
+    counted if not given) is then read once per part, so only a part is ever in memory. The
+    failures left counting come in no particular order.
     """
     if rows is None:
         rows = (
