@@ -28,9 +28,9 @@ What it does, on the same files, on this machine, in this run:
    history) against the same rules applied to fail2ban's failures.
 5. ``logscan report --since 7d`` (each ``--report-formats``) over an event store of
    ``--report-events`` failures (default 10M) spread over the last 7-8 days, three jails, a few
-   thousand skewed addresses, built with logscan's own EventWriter and compaction as a week of
-   cron runs leaves it (``make_report_store``; ``--no-report`` to skip), and the report's counts
-   checked against the Parquet files and the ledger.
+   thousand skewed addresses, built with logscan's own EventWriter, intra-day merging and
+   compaction as a week of cron runs leaves it (``make_report_store``; ``--no-report`` to
+   skip), and the report's counts checked against the Parquet files and the ledger.
 6. Prints the tables, checks the targets of issue 4, writes bench/out/results.json.
 
 When root, missing fail2ban / ripgrep / GNU time are installed with apt-get (``--no-install`` to
@@ -111,6 +111,7 @@ class Sample:
     wall: float  # seconds
     rss_kib: int  # peak resident set, KiB (ru_maxrss of the process and its children)
     rc: int
+    cpu: float = 0.0  # user + system seconds of the process and its children (0: not measured)
 
 
 TIME = Path("/usr/bin/time")  # GNU time: the peak RSS of exactly the command it runs
@@ -136,7 +137,8 @@ def run_once(argv: Sequence[str], out_path: Path, env: dict[str, str] | None = N
     if TIME.exists():
         lines = rss_file.read_text().split()
         rss = int(lines[-1]) if lines and lines[-1].isdigit() else -1
-    return Sample(wall, rss, proc.returncode)
+    cpu = usage.ru_utime + usage.ru_stime  # wait4 of GNU time: it and what it ran
+    return Sample(wall, rss, proc.returncode, cpu)
 
 
 @dataclass
@@ -167,6 +169,7 @@ class Row:
         d = asdict(self)
         if self.samples:
             d.update(wall_median=self.wall, rss_median_mib=self.rss_mib, lines_per_s=self.lps)
+            d.update(cpu_median=statistics.median(s.cpu for s in self.samples))
         return d
 
     @property
@@ -1271,16 +1274,23 @@ def report_zone(spec: str, now: datetime) -> str:
 def make_report_store(workdir: Path, events: int, zone: str = "late") -> ReportStore:
     """An event store of ``events`` failures over the last 7 days and today, as cron leaves it.
 
-    Written through logscan's own ``EventWriter`` (one generation per run) and
+    Written through logscan's own ``EventWriter`` (one generation per run),
+    ``merge_small_files`` after each run (as ``run.run`` does after its commit: past
+    ``MERGE_AT`` small per-run files, a day folder's are merged into one) and
     ``compact_and_expire`` (called when each local day begins, as the first run of the day
     does): every past UTC day is one ``compact.parquet``, except that yesterday still gets the
     runs between local midnight and UTC midnight (one small file each, after its compact file),
-    and today has one file per minute. Then a ledger with the bans the detection rules give
-    (approximately: per address and 10-minute bucket) and their expiries. Reused while the
-    same day, size and generator: a report's "7d" counts back from the real clock."""
+    and today has one merged file per hour or so plus the last hour's per-minute files. Then a
+    ledger with the bans the detection rules give (approximately: per address and 10-minute
+    bucket) and their expiries. Reused while the same day, size, generator and merging: a
+    report's "7d" counts back from the real clock. A logscan without ``merge_small_files``
+    (an older snapshot on PYTHONPATH) builds the store as it would: one file per minute."""
     import polars as pl
 
+    from logscan import events as logscan_events
     from logscan.events import EventWriter, compact_and_expire
+
+    merge = getattr(logscan_events, "merge_small_files", None)
 
     root = workdir / "report" / f"events_{events}"
     state, logs, cfg = root / "state", root / "logs", root / "logscan.toml"
@@ -1292,6 +1302,7 @@ def make_report_store(workdir: Path, events: int, zone: str = "late") -> ReportS
         "generator": REPORT_GENERATOR,
         "day": now.date().isoformat(),
         "timezone": zone,
+        "merge_at": getattr(logscan_events, "MERGE_AT", None),  # None: never merged
     }
     if meta_path.exists() and cfg.exists():
         got = json.loads(meta_path.read_text())
@@ -1343,7 +1354,8 @@ def make_report_store(workdir: Path, events: int, zone: str = "late") -> ReportS
     fine_from = last_midnight.astimezone(UTC)
     log(
         f"report store: {events:,} failures over {len(hours)} hours into {state}, zone {zone} "
-        f"(one file per run after {fine_from:%Y-%m-%d %H:%M} UTC)"
+        f"(one file per run after {fine_from:%Y-%m-%d %H:%M} UTC, "
+        f"{'merged past ' + str(want['merge_at']) if merge else 'never merged'})"
     )
     t0 = time.perf_counter()
     gen = 0
@@ -1365,6 +1377,8 @@ def make_report_store(workdir: Path, events: int, zone: str = "late") -> ReportS
             w = EventWriter(state, gen)
             w.write("failures", frame, "time")
             w.write("lines", _report_lines(pools, frame, runs), "time")
+            if merge is not None:
+                merge(state, gen)
             continue
         minute = pl.col("time").dt.truncate("1m").alias("_m")
         parts = frame.with_columns(minute).partition_by("_m", as_dict=True, maintain_order=True)
@@ -1377,6 +1391,8 @@ def make_report_store(workdir: Path, events: int, zone: str = "late") -> ReportS
             if part is not None:
                 w.write("failures", part.drop("_m"), "time")
                 w.write("lines", _report_lines(pools, part.drop("_m"), [run]), "time")
+                if merge is not None:  # after the run's commit, as run.run() does
+                    merge(state, gen)
         if h.hour % 6 == 0:
             log(f"  {h:%Y-%m-%d %H:00} ({time.perf_counter() - t0:.0f} s)")
     bans, unbans = _write_ledger(state, pl.concat(candidates), now)
@@ -1532,7 +1548,8 @@ def bench_report(a: argparse.Namespace, rows: list[Row]) -> dict[str, Any]:
         dest = out / f"report.{fmt}"
         measure(row, lambda i, f=fmt: report_argv(a.logscan, store, f), a.runs, dest)
         row.count = direct
-        row.note = f"{store.files} files"
+        cpu = statistics.median(s.cpu for s in row.samples)
+        row.note = f"{store.files} files, CPU {cpu:.2f} s"
         rows.append(row)
     return rep
 

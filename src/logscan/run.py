@@ -2,7 +2,8 @@
 
 Order matters for crash safety: (1) read and detect in memory; (2) append new bans and due
 unbans to the ledger (idempotent); (3) commit the checkpoint (offsets + window) atomically;
-(4) snapshot the ledger; (5) reconcile actions. A kill anywhere repeats at most the work since
+(4) snapshot the ledger; (5) reconcile actions; (6) merge the event store's small per-run files
+(committed ones only, folder swapped in whole). A kill anywhere repeats at most the work since
 the last commit, and every repeated step gives the same result.
 
 Imports are lazy: a run with nothing new to read must not import Polars (it costs ~0.2 s a
@@ -95,6 +96,8 @@ def run(
         now = now or datetime.now(UTC)
         checkpoint = Checkpoint.load(state_dir)
         ledger = Ledger.load(state_dir)
+        if (state_dir / "events" / ".compact").is_dir():  # one stat: Polars-free runs too
+            _finish_event_swap(state_dir, summary)
         patterns = sorted({p for j in config.jails for p in j.logpaths})
         plan = plan_reads(patterns, checkpoint.files)
         summary.warnings.extend(plan.warnings)
@@ -116,12 +119,46 @@ def run(
         if daily is not None:
             checkpoint.last_run_daily = daily.isoformat()
         checkpoint.save(window)
+        committed = checkpoint.generation
         ledger.write_snapshot()
         if daily is not None:
             _daily_work(config, state_dir, daily, checkpoint, now, summary)
         if not dry_run:
             summary.actions = reconcile(config, ledger, state_dir, now)
+        if window is not None:  # this run wrote events (and loaded Polars)
+            _merge_events(state_dir, committed, summary)
     return summary
+
+
+def _finish_event_swap(state_dir: Path, summary: RunSummary) -> None:
+    """Complete an event-store folder swap that a crash cut between its two renames (a day
+    folder is missing meanwhile: reports would not see its rows). Rare: only where the kernel
+    cannot exchange two folders atomically (see ``events._replace``)."""
+    from .events import finish_interrupted
+
+    try:
+        finish_interrupted(state_dir)
+    except OSError as exc:
+        summary.warnings.append(f"cannot repair the event store: {exc}")
+
+
+def _merge_events(state_dir: Path, committed: int, summary: RunSummary) -> None:
+    """Merge the day folders' small per-run event files once they pass ``events.MERGE_AT``, so
+    a report reads a few dozen files a day instead of one per cron run.
+
+    After the actions (bans do not wait for it) and only in runs that wrote events: Polars is
+    loaded already, and every per-run file up to ``committed`` (this run's generation) is
+    committed. A failure is a warning, never a failed run: the files stay as they were, all
+    readable, and a later run merges them."""
+    import polars as pl
+
+    from .errors import LogscanError
+    from .events import merge_small_files
+
+    try:
+        merge_small_files(state_dir, committed)
+    except (OSError, LogscanError, pl.exceptions.PolarsError) as exc:
+        summary.warnings.append(f"merging the event store's small files failed: {exc}")
 
 
 def _return_freed_memory() -> None:
