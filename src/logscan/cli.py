@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -190,50 +190,20 @@ def report(
     Example: logscan report --since 30d --format html -o /tmp/report.html
     """
     g = _globals(ctx)
-    config = _config(g)
-    if fmt not in ("table", "markdown", "json", "csv", "html"):
-        typer.echo(f"logscan: --format: unknown format {fmt!r}", err=True)
-        raise typer.Exit(2)
-    if jail is not None and all(j.name != jail for j in config.jails):
-        typer.echo(f"logscan: --jail: no jail named {jail!r}", err=True)
-        raise typer.Exit(2)
-    from .reports import _when, build_report, render_csv, render_text
+    from .report_cmd import report_job
 
-    try:
-        start = _when(since)
-        end = _when(until) or datetime.now(UTC)
-    except ValueError as exc:
-        typer.echo(f"logscan: --since/--until: {exc}", err=True)
-        raise typer.Exit(2) from None
-    assert start is not None
-    import polars as pl
-
-    from .errors import StateError
-
-    def read_store(fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except pl.exceptions.PolarsError as exc:
-            raise StateError(f"cannot read the event store in {g.state_dir}: {exc}") from exc
-
-    rep = _guard(g, lambda: read_store(lambda: build_report(config, g.state_dir, start, end, jail)))
-    if fmt == "json":
-        text = json.dumps(rep.to_json(), indent=2, default=str)
-    elif fmt == "csv":
-        text = render_csv(rep)
-    elif fmt == "html":
-        from .report_html import chart_data, render_html
-
-        charts = _guard(
-            g, lambda: read_store(lambda: chart_data(config, g.state_dir, start, end, jail))
-        )
-        text = render_html(rep, charts)
-    else:
-        text = render_text(rep, fmt)
-    if output is not None:
-        output.write_text(text)
-    else:
-        typer.echo(text)
+    code = report_job(
+        g.config,
+        g.state_dir,
+        since=since,
+        until=until,
+        jail=jail,
+        fmt=fmt,
+        output=output,
+        debug=g.debug,
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("import-fail2ban")

@@ -1,10 +1,11 @@
-"""``logscan run`` itself, and the cron tick's fast start that skips the CLI framework.
+"""``logscan run`` itself, and the fast start that skips the CLI framework (cron's tick, reports).
 
 cron starts ``logscan run`` every minute; most of those runs have nothing new to read. The CLI
 framework (typer, which builds pydantic adapters for every command) costs more than such a run
 itself, so ``main`` recognises the plain cron command line (global options, ``run``, ``-v``,
-``--dry-run``) with a few lines of code and calls the job directly. Anything else, ``--help``
-included, goes to the full CLI, which calls this same ``cron_job``: one behaviour, two doors.
+``--dry-run``) with a few lines of code and calls the job directly; so for ``report`` (see
+``report_cmd``). Anything else, ``--help`` included, goes to the full CLI, which calls these
+same ``cron_job`` and ``report_job``: one behaviour, two doors.
 """
 
 from __future__ import annotations
@@ -73,34 +74,44 @@ def report_problems(summary: Any) -> int:
     return 0
 
 
+def split_globals(argv: list[str]) -> tuple[dict[str, Any], str, list[str]] | None:
+    """(global options, command, the words after it) of a command line whose global options are
+    the plain ones (``--config F``, ``-c F``, ``--config=F``, ``--state-dir D``, ``--debug``,
+    defaults from the environment as the full CLI takes them); None for anything else."""
+    opts: dict[str, Any] = {
+        "config_path": Path(os.environ.get("LOGSCAN_CONFIG") or DEFAULT_CONFIG),
+        "state_dir": Path(os.environ.get("LOGSCAN_STATE_DIR") or DEFAULT_STATE_DIR),
+        "debug": False,
+    }
+    args = list(argv)
+    while args:
+        a = args.pop(0)
+        if a in ("--config", "-c", "--state-dir") and args and args[0][:1] != "-":
+            opts["config_path" if a != "--state-dir" else "state_dir"] = Path(args.pop(0))
+        elif a.startswith("--config=") or a.startswith("--state-dir="):
+            key, value = a[2:].split("=", 1)
+            opts["config_path" if key == "config" else "state_dir"] = Path(value)
+        elif a == "--debug":
+            opts["debug"] = True
+        elif a[:1] != "-":
+            return opts, a, args
+        else:
+            return None
+    return None
+
+
 def fast_run_args(argv: list[str]) -> dict[str, Any] | None:
     """The options of a plain ``[--config F] [--state-dir D] [--debug] run [-v] [--dry-run]
     [--now T]`` command line, or None for anything else (the full CLI handles it, and says
     what is wrong with a bad ``--now``)."""
-    opts: dict[str, Any] = {
-        "config_path": Path(os.environ.get("LOGSCAN_CONFIG") or DEFAULT_CONFIG),
-        "state_dir": Path(os.environ.get("LOGSCAN_STATE_DIR") or DEFAULT_STATE_DIR),
-        "verbose": False,
-        "dry_run": False,
-        "debug": False,
-    }
-    args = list(argv)
-    seen_run = False
+    split = split_globals(argv)
+    if split is None or split[1] != "run":
+        return None
+    opts: dict[str, Any] = {**split[0], "verbose": False, "dry_run": False}
+    args = split[2]
     while args:
         a = args.pop(0)
-        if not seen_run:
-            if a == "run":
-                seen_run = True
-            elif a in ("--config", "-c", "--state-dir") and args and args[0][:1] != "-":
-                opts["config_path" if a != "--state-dir" else "state_dir"] = Path(args.pop(0))
-            elif a.startswith("--config=") or a.startswith("--state-dir="):
-                key, value = a[2:].split("=", 1)
-                opts["config_path" if key == "config" else "state_dir"] = Path(value)
-            elif a == "--debug":
-                opts["debug"] = True
-            else:
-                return None
-        elif a in ("-v", "--verbose"):
+        if a in ("-v", "--verbose"):
             opts["verbose"] = True
         elif a == "--dry-run":
             opts["dry_run"] = True
@@ -117,7 +128,7 @@ def fast_run_args(argv: list[str]) -> dict[str, Any] | None:
             opts["now"] = parse_now(opts["now"])
         except ValueError:
             return None
-    return opts if seen_run else None
+    return opts
 
 
 def parse_now(text: str) -> datetime:
@@ -135,9 +146,18 @@ def parse_now(text: str) -> datetime:
 
 def main() -> None:
     """The ``logscan`` console script."""
-    fast = fast_run_args(sys.argv[1:])
+    argv = sys.argv[1:]
+    fast = fast_run_args(argv)
     if fast is not None:
         sys.exit(cron_job(**fast))
+    split = split_globals(argv) if "report" in argv else None
+    if split is not None and split[1] == "report":
+        from .report_cmd import fast_report_args, report_job
+
+        opts = fast_report_args(split[2])
+        if opts is not None:
+            g = split[0]
+            sys.exit(report_job(g["config_path"], g["state_dir"], debug=g["debug"], **opts))
     from .cli import app
 
     app()

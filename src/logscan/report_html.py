@@ -64,7 +64,7 @@ def chart_data(
     ``totals`` = {``failures``, ``addresses``, ``lines``, ``skipped``}."""
     tz = ZoneInfo(config.timezone)
     jails = [j.name for j in config.jails if jail is None or j.name == jail]
-    agg = aggregates(config, state_dir, start, end, jail)
+    agg = aggregates(config, state_dir, start, end, jail, charts=True)
     by_day, per_file_day = agg.per_address, agg.per_file
 
     # Failures per bucket and jail.
@@ -75,6 +75,7 @@ def chart_data(
         ).agg(n=pl.col("n").sum())
     else:  # buckets of whole minutes, from a minute boundary
         start_s = int(origin.astimezone(UTC).timestamp())
+        assert agg.per_minute is not None
         per_bucket = agg.per_minute.group_by(
             "jail", ((pl.col("minute") * 60 - start_s) // step).alias("i")
         ).agg(n=pl.col("n").sum())

@@ -153,10 +153,14 @@ def build_report(
     until: datetime,
     jail: str | None = None,
     now: datetime | None = None,
+    *,
+    charts: bool = True,
 ) -> Report:
+    """The report's tables. ``charts``: also count what the charts need in the same reading of
+    the store (``chart_data`` then reuses it); False when only the tables are wanted."""
     now = now or datetime.now(UTC)
     rep = Report(since, until, jail)
-    agg = aggregates(config, state_dir, since, until, jail)
+    agg = aggregates(config, state_dir, since, until, jail, charts=charts)
     per_address, per_file = agg.per_address, agg.per_file
     bans = load_bans(state_dir, jail=jail).filter(
         pl.col("time").is_between(since, until, closed="left")
@@ -283,13 +287,14 @@ class Aggregates:
     ``uri_hashes``: failures per URI hash (``h``, ``failures``): hundreds of thousands of URIs
     are counted by hash, and the leading ones read again by name (``_top_uris``).
     ``per_minute``: failures per jail and minute (``minute``: seconds since the epoch // 60),
-    which any chart bucket of whole minutes adds up."""
+    which any chart bucket of whole minutes adds up; None when no chart was asked for (a
+    group-by over every failure that the tables never use)."""
 
     per_address: pl.DataFrame
     per_file: pl.DataFrame
     values: dict[str, pl.DataFrame]
     uri_hashes: pl.DataFrame
-    per_minute: pl.DataFrame
+    per_minute: pl.DataFrame | None
 
 
 # The last aggregates computed, for the next call over the same files: ``logscan report --format
@@ -298,9 +303,16 @@ _LAST: dict[tuple[Any, ...], Aggregates] = {}
 
 
 def aggregates(
-    config: Config, state_dir: Path, since: datetime, until: datetime, jail: str | None = None
+    config: Config,
+    state_dir: Path,
+    since: datetime,
+    until: datetime,
+    jail: str | None = None,
+    *,
+    charts: bool = True,
 ) -> Aggregates:
-    """The failures in [since, until) (of one jail, or all), aggregated in one streaming pass.
+    """The failures in [since, until) (of one jail, or all), aggregated in one streaming pass;
+    ``per_minute`` only with ``charts``.
 
     Kept for the next call with the same arguments while the files in range are unchanged
     (same names, sizes and modification times)."""
@@ -312,8 +324,9 @@ def aggregates(
         config.timezone,
         _fingerprint(state_dir, since, until),
     )
-    if key in _LAST:
-        return _LAST[key]
+    kept = _LAST.get(key)
+    if kept is not None and (kept.per_minute is not None or not charts):
+        return kept
     count = pl.get_index_type()
     # One scan feeds every query below (Polars shares it, so it holds these columns of every
     # failure in range: repeated strings travel as categoricals, URIs as hashes).
@@ -340,7 +353,15 @@ def aggregates(
         )
         .agg(lines_read=pl.col("lines").sum(), skipped=pl.col("skipped").sum()),
         ev.filter(pl.col("h").is_not_null()).group_by("h").agg(failures=pl.len()),
-        ev.group_by("jail", (pl.col("time").dt.epoch("s") // 60).alias("minute")).agg(n=pl.len()),
+        *(
+            [
+                ev.group_by("jail", (pl.col("time").dt.epoch("s") // 60).alias("minute")).agg(
+                    n=pl.len()
+                )
+            ]
+            if charts
+            else []
+        ),
         *(
             ev.filter(pl.col(c).is_not_null())
             .group_by(c, "address")
@@ -351,15 +372,14 @@ def aggregates(
             for c in FEW_VALUES
         ),
     ]
-    per_address, per_file, uri_hashes, per_minute, *values = pl.collect_all(
-        queries, engine="streaming"
-    )
+    per_address, per_file, uri_hashes, *rest = pl.collect_all(queries, engine="streaming")
+    per_minute = rest.pop(0).with_columns(pl.col("jail").cast(pl.String)) if charts else None
     result = Aggregates(
         per_address.with_columns(pl.col("jail", "address").cast(pl.String)),
         per_file,
-        dict(zip(FEW_VALUES, values, strict=True)),
+        dict(zip(FEW_VALUES, rest, strict=True)),
         uri_hashes,
-        per_minute.with_columns(pl.col("jail").cast(pl.String)),
+        per_minute,
     )
     _LAST.clear()
     _LAST[key] = result
