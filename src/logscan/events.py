@@ -111,6 +111,13 @@ def _private_dirs(folder: Path) -> None:
         os.chmod(d, 0o700)
 
 
+# Rows per Parquet row group. The writer encodes a row group at once: a backlog run flushes
+# ~100k failures with their lines at a time (10M NPM lines: peak 240 -> 224 MiB with 20k rather
+# than the default 512^2), and the night's compaction streams a whole day (1.4M failures: 615
+# -> 276 MiB).
+ROW_GROUP = 20_000
+
+
 def _write_private(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> None:
     """Write ``frame`` to ``path`` (mode 600) through a temporary file: a crash leaves the whole
     file or none. A LazyFrame is streamed to disk (memory bounded whatever its rows)."""
@@ -119,9 +126,9 @@ def _write_private(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     try:
         if isinstance(frame, pl.LazyFrame):
-            frame.sink_parquet(tmp, compression="zstd", statistics=True)
+            frame.sink_parquet(tmp, compression="zstd", statistics=True, row_group_size=ROW_GROUP)
         else:
-            frame.write_parquet(tmp, compression="zstd", statistics=True)
+            frame.write_parquet(tmp, compression="zstd", statistics=True, row_group_size=ROW_GROUP)
         os.chmod(tmp, 0o600)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
@@ -150,7 +157,10 @@ def compact_and_expire(state_dir: Path, today: date, retention_days: int) -> Non
             staging = work / ds / folder.name
             shutil.rmtree(staging, ignore_errors=True)
             _private_dirs(staging)
-            _write_private(pl.read_parquet(files), staging / "compact.parquet")
+            # Streamed: a day of failures with their lines can be a few hundred MB in memory.
+            _write_private(
+                pl.scan_parquet(files, hive_partitioning=False), staging / "compact.parquet"
+            )
             os.chmod(staging, 0o700)
             _replace(folder, staging)
     shutil.rmtree(work, ignore_errors=True)
