@@ -14,7 +14,8 @@ What it does, on the same files, on this machine, in this run:
    scratch folder (``--workdir``, default /tmp/logscan-bench), never into the repository. Files
    already there with the right size are reused.
 2. Per input: ``fail2ban-regex`` (the seed's npm-404 filter with a working date pattern, or the
-   stock ``/etc/fail2ban/filter.d/sshd.conf``), ``rg -c`` and ``wc -l`` (floors), ``logscan
+   stock ``/etc/fail2ban/filter.d/sshd.conf``), ``rg -c``, ``wc -l`` and a Python + Polars
+   count of rg's lines (floors; the last one is what any Polars program pays), ``logscan
    test-filter`` when the installed logscan has it, and a full ``logscan run`` (one jail, fresh
    state folder each run, ``--dry-run``, ``--now`` one minute after the log's last line).
    Method of /work/shared/bench/ANCHORS.md: whole processes, warm page cache, one warm-up run not
@@ -93,6 +94,13 @@ RG_RE = {
     r"|404 - .* \[Client [0-9a-fA-F.:]+\] (\[CF-conn-IP -\]|\[Length)",
     "auth": r" sshd\[[0-9]+\]: (Invalid user |Failed \S+ for |(error: )?maximum authentication)",
 }
+# The least a Python + Polars tool can do on the file: start, import Polars, read and split every
+# line, count the lines rg counts (same regex engine). Any ratio target whose time is below this
+# cannot be met by a Polars program, whatever else it does.
+POLARS_FLOOR = (
+    "import sys, polars as pl; print(pl.scan_lines(sys.argv[1])"
+    ".filter(pl.col('line').str.contains(sys.argv[2])).select(pl.len()).collect().item())"
+)
 # A user agent carrying "[Client a] [CF-conn-IP b]": fail2ban's greedy ".*" takes b from it.
 INJECTED_RE = r'"[^"]*\[CF-conn-IP ([0-9a-fA-F.:]+)\][^"]*" "[^"]*"$'
 
@@ -649,7 +657,7 @@ def bench_input(inp: Input, a: argparse.Namespace, rows: list[Row]) -> dict[str,
         s = run_once(["fail2ban-regex", "-o", "row", str(inp.path), flt], rows_file, PLAIN_ENV)
         report["f2b_rows_run"] = asdict(s)
 
-    log(f"{inp.name}: rg -c, wc -l")
+    log(f"{inp.name}: rg -c, wc -l, python + Polars count")
     rg = measure(
         Row(inp.name, "rg -c (floor)", inp.lines, inp.bytes),
         lambda i: ["rg", "-c", RG_RE[inp.kind], str(inp.path)],
@@ -666,6 +674,14 @@ def bench_input(inp: Input, a: argparse.Namespace, rows: list[Row]) -> dict[str,
         outp / "wc.txt",
         env=PLAIN_ENV,
     )
+    pf = measure(
+        Row(inp.name, "python + Polars count (floor)", inp.lines, inp.bytes),
+        lambda i: [sys.executable, "-c", POLARS_FLOOR, str(inp.path), RG_RE[inp.kind]],
+        a.floor_runs,
+        outp / "polars-floor.txt",
+        env=PLAIN_ENV,
+    )
+    pf.count = int((outp / "polars-floor.txt").read_text().strip() or 0)
 
     cfg = run_config(inp, w)
     logscan: Path = a.logscan
@@ -743,7 +759,7 @@ def bench_input(inp: Input, a: argparse.Namespace, rows: list[Row]) -> dict[str,
     ls.count = js.get("failures")
     if not f2b_n:
         f2b.note = "not run (--no-fail2ban)"
-    rows += [f2b, rg, wc, tf, tf_conf, ls]
+    rows += [f2b, rg, wc, pf, tf, tf_conf, ls]
     issued = ledger_bans(warm_state)
     report["logscan_run"] = {"summary": js, "bans_issued": len(issued), "now": inp.now}
 
@@ -1646,6 +1662,10 @@ def targets(rows: list[Row], tick: dict[str, Any] | None) -> list[list[str]]:
         if ls.paired is not None:
             text += f", {ls.paired:.1f}x paired"
             x = ls.paired
+        floor = get(inp, "python + Polars count (floor)")
+        if floor is not None:
+            # What the target asks of the run, next to what Polars alone needs for the file.
+            text += f"; needs <= {f.wall / want:.2f} s, Polars floor {floor.wall:.2f} s"
         out.append([label, text, yes(x >= want)])
 
     ratio_target("npm_1m", 40, "logscan run >= 40x fail2ban-regex, 1M NPM lines")
