@@ -443,7 +443,10 @@ def test_filter(
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
-        typer.echo(render(report, print_matched=print_matched, print_missed=print_missed))
+        from .terminal import printable
+
+        text = render(report, print_matched=print_matched, print_missed=print_missed)
+        typer.echo(printable(text))
 
 
 def _parse_now(value: str | None, dry_run: bool) -> datetime | None:

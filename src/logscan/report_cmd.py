@@ -120,6 +120,7 @@ def _render(
     config: Any, state_dir: Path, start: datetime, end: datetime, jail: str | None, fmt: str
 ) -> str:
     from .reports import build_report, render_csv, render_text
+    from .terminal import printable
 
     # With charts, what they need is counted in the same reading of the store as the tables.
     rep = build_report(config, state_dir, start, end, jail, charts=fmt == "html")
@@ -128,12 +129,12 @@ def _render(
 
         return json.dumps(rep.to_json(), indent=2, default=str)
     if fmt == "csv":
-        return render_csv(rep)
+        return printable(render_csv(rep))
     if fmt == "html":
         from .report_html import chart_data, render_html
 
         return render_html(rep, chart_data(config, state_dir, start, end, jail))
-    return render_text(rep, fmt)
+    return printable(render_text(rep, fmt))
 
 
 def _read_store(state_dir: Path, fn: Callable[[], T]) -> T:
