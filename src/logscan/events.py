@@ -22,6 +22,7 @@ import errno
 import os
 import re
 import shutil
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -138,19 +139,29 @@ def _write_private(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> None:
         raise
 
 
-def compact_and_expire(state_dir: Path, today: date, retention_days: int) -> None:
-    """Merge each past day's files into one, drop days older than the retention."""
+def compact_and_expire(
+    state_dir: Path, today: date, retention_days: int, *, catch_up: int = 7
+) -> None:
+    """Merge each past day's files into one, drop days older than the retention; write the
+    per-day pre-aggregates (``daily.py``) of each day compacted now, and of up to ``catch_up``
+    other past days without a valid one (newest first)."""
     import polars as pl
+
+    from . import daily
 
     root = events_dir(state_dir)
     work = root / WORK
     _finish_interrupted(root, work)
     limit = today - timedelta(days=retention_days)
+    past: set[date] = set()
+    compacted: set[date] = set()  # written again whatever their aggregate says
     for ds in DATASETS:
         for day, folder in _day_dirs(root / ds):
             if day < limit:
                 shutil.rmtree(folder, ignore_errors=True)
                 continue
+            if day < today:
+                past.add(day)
             files = sorted(folder.glob("*.parquet"))
             if day >= today or len(files) <= 1:
                 continue
@@ -163,7 +174,23 @@ def compact_and_expire(state_dir: Path, today: date, retention_days: int) -> Non
             )
             os.chmod(staging, 0o700)
             _replace(folder, staging)
+            compacted.add(day)
     shutil.rmtree(work, ignore_errors=True)
+    for day, folder in _day_dirs(root / daily.DAILY):
+        if day < limit or day not in past:  # expired, or its day folders are gone
+            shutil.rmtree(folder, ignore_errors=True)
+    left = catch_up
+    for day in sorted(past, reverse=True):
+        if day not in compacted:
+            if left <= 0 or daily.intact(state_dir, day):
+                continue
+            left -= 1
+        try:
+            daily.write_day(state_dir, day)
+        except Exception:
+            # Never fails a run (whatever went wrong): without its pre-aggregates, a report
+            # reads the day's rows.
+            shutil.rmtree(daily.day_dir(state_dir, day), ignore_errors=True)
 
 
 def _replace(folder: Path, staging: Path) -> None:
@@ -365,12 +392,17 @@ def _merged_name(first: int, last: int, taken: set[str]) -> str:
 
 
 def day_files(
-    state_dir: Path, dataset: str, since: datetime | None = None, until: datetime | None = None
+    state_dir: Path,
+    dataset: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    keep: Callable[[date], bool] | None = None,
 ) -> list[tuple[tuple[bool, bool], list[str]]]:
     """The files of one dataset in the day folders [since, until) meets, in folder order, as
     runs of consecutive folders: ((cut by since, cut by until), files). A folder holds only rows
     of its UTC day (``EventWriter.write`` splits by day), so only the folders the range cuts
-    need their rows filtered by time."""
+    need their rows filtered by time. ``keep``: only the day folders it accepts (a report
+    leaves out the days it has valid pre-aggregates of)."""
     root = events_dir(state_dir) / dataset
     lo = since.astimezone(UTC) if since is not None else None
     hi = until.astimezone(UTC) if until is not None else None
@@ -379,6 +411,8 @@ def day_files(
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         end = start + timedelta(days=1)
         if (lo is not None and end <= lo) or (hi is not None and start >= hi):
+            continue
+        if keep is not None and not keep(day):
             continue
         files = sorted(e.path for e in os.scandir(folder) if e.name.endswith(".parquet"))
         if not files:
@@ -392,14 +426,18 @@ def day_files(
 
 
 def scan(
-    state_dir: Path, dataset: str, since: datetime | None = None, until: datetime | None = None
+    state_dir: Path,
+    dataset: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    keep: Callable[[date], bool] | None = None,
 ) -> pl.LazyFrame:
     """A lazy scan of one dataset, reading only the day folders in [since, until), and filtering
     by time only the rows of the folders the range cuts (a week's report: its first and last
     day, not the days in between)."""
     import polars as pl
 
-    runs = day_files(state_dir, dataset, since, until)
+    runs = day_files(state_dir, dataset, since, until, keep)
     if not runs:
         events, lines = _schemas()
         return pl.DataFrame(schema=events if dataset == "failures" else lines).lazy()

@@ -65,21 +65,21 @@ def chart_data(
     tz = ZoneInfo(config.timezone)
     jails = [j.name for j in config.jails if jail is None or j.name == jail]
     agg = aggregates(config, state_dir, start, end, jail, charts=True)
-    by_day, per_file_day = agg.per_address, agg.per_file
+    per_file_day = agg.per_file
 
     # Failures per bucket and jail.
     origin, step, step_name, n = _buckets(start, end, tz)
     if step == 86400:
-        per_bucket = by_day.group_by(
+        per_bucket = agg.per_day.group_by(
             "jail", (pl.col("day") - pl.lit(origin.date())).dt.total_days().alias("i")
-        ).agg(n=pl.col("n").sum())
+        ).agg(n=pl.col("failures").sum())
     else:  # buckets of whole minutes, from a minute boundary
         start_s = int(origin.astimezone(UTC).timestamp())
         assert agg.per_minute is not None
         per_bucket = agg.per_minute.group_by(
             "jail", ((pl.col("minute") * 60 - start_s) // step).alias("i")
         ).agg(n=pl.col("n").sum())
-    per_address = by_day.group_by("address", "jail").agg(n=pl.col("n").sum())
+    per_address = agg.per_address.select("address", "jail", "n")
     series = {j: [0] * n for j in jails}
     for j, i, count in per_bucket.iter_rows():
         if j in series and 0 <= i < n:
@@ -137,8 +137,8 @@ def chart_data(
         "bans": {"days": [d.isoformat() for d in days], "series": ban_series},
         "offenders": offenders,
         "totals": {
-            "failures": int(by_day["n"].sum()),
-            "addresses": by_day["address"].n_unique(),
+            "failures": int(agg.per_address["n"].sum()),
+            "addresses": agg.per_address["address"].n_unique(),
             "lines": int(per_file["lines"].sum()),
             "skipped": int(per_file["skipped"].sum()),
         },

@@ -6,7 +6,10 @@ the columns a table needs, and nothing of the size of the store reaches Python. 
 the failures in one streaming pass (``aggregates``): per jail, local day and address (the
 per-day table, the offenders, the forged headers and the charts derive from that small frame),
 per value and address for hosts, user agents and users, per hash for URIs; then, for the leading
-URIs only, their rows again by name. Nothing here writes state except ``write_daily_reports``.
+URIs only, their rows again by name. Only the days without valid per-day pre-aggregates
+(``daily.py``: today, the days the range cuts, days whose folders changed since) are read row by
+row; the others come from their pre-aggregates, combined exactly (sums, min, max; distinct
+counts taken after combining). Nothing here writes state except ``write_daily_reports``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 import polars as pl
 
+from . import daily
 from .config import Config
 from .events import day_files, scan
 from .ledger import LEDGER, Ledger, iso
@@ -166,12 +170,7 @@ def build_report(
         pl.col("time").is_between(since, until, closed="left")
     )
     count = pl.get_index_type()  # what pl.len() and n_unique() give
-    per_day = per_address.group_by("jail", "day").agg(
-        failures=pl.col("n").sum().cast(count),
-        addresses=pl.len().cast(count),
-        spoofed=pl.col("spoofed").sum().cast(count),
-        ignored=pl.col("ignored").sum().cast(count),
-    )
+    per_day = agg.per_day
     # Days are the owner's local days (a daily report covers one), not UTC ones.
     local = pl.col("time").dt.convert_time_zone(config.timezone).dt.date().alias("day")
     ban_days = (
@@ -277,29 +276,49 @@ FEW_VALUES = ("vhost", "user_agent", "user")
 
 @dataclass(frozen=True)
 class Aggregates:
-    """What a report and its charts derive from, computed in one reading of the store.
+    """What a report and its charts derive from, computed in one reading of the store (the raw
+    rows of the days without valid pre-aggregates, ``daily.py``, and those aggregates).
 
-    ``per_address``: one row per jail, local day (the configured zone) and address: ``n``
-    (failures), ``spoofed``, ``ignored`` (how many of them were), ``first``, ``last`` (times),
-    ``spoofed_last`` (the last spoofed one): tens of thousands of rows for millions of failures.
+    ``per_day``: one row per jail and local day (the configured zone): ``failures``,
+    ``addresses`` (distinct), ``spoofed``, ``ignored``. ``per_address``: one row per jail and
+    address over the range: ``n`` (failures), ``spoofed``, ``ignored`` (how many of them were),
+    ``first``, ``last`` (times), ``spoofed_last`` (the last spoofed one): tens of thousands of
+    rows for millions of failures.
     ``per_file``: lines read and skipped per file and local day. ``values``: per field of
     ``FEW_VALUES``, its values with their ``failures`` and distinct ``addresses``.
     ``uri_hashes``: failures per URI hash (``h``, ``failures``): hundreds of thousands of URIs
     are counted by hash, and the leading ones read again by name (``_top_uris``).
     ``per_minute``: failures per jail and minute (``minute``: seconds since the epoch // 60),
     which any chart bucket of whole minutes adds up; None when no chart was asked for (a
-    group-by over every failure that the tables never use)."""
+    group-by over every failure that the tables never use). ``stored``: the pre-aggregated
+    days used (their URIs, for ``_top_uris``); ``raw_days``: the days whose rows were read."""
 
+    per_day: pl.DataFrame
     per_address: pl.DataFrame
     per_file: pl.DataFrame
     values: dict[str, pl.DataFrame]
     uri_hashes: pl.DataFrame
     per_minute: pl.DataFrame | None
+    stored: daily.Stored | None = None
+    stored_uris: pl.DataFrame | None = None
 
 
 # The last aggregates computed, for the next call over the same files: ``logscan report --format
 # html`` asks for the tables, then for the charts; one reading of the store serves both.
 _LAST: dict[tuple[Any, ...], Aggregates] = {}
+
+# False: never use the per-day pre-aggregates (tests compare both ways).
+USE_DAILY = True
+
+
+def _local_date(column: str, tz: str) -> pl.Expr:
+    """The local date in ``tz`` of ``column``, minutes since the epoch."""
+    return (
+        pl.from_epoch(pl.col(column) * 60, time_unit="s")
+        .dt.replace_time_zone("UTC")
+        .dt.convert_time_zone(tz)
+        .dt.date()
+    )
 
 
 def aggregates(
@@ -311,26 +330,38 @@ def aggregates(
     *,
     charts: bool = True,
 ) -> Aggregates:
-    """The failures in [since, until) (of one jail, or all), aggregated in one streaming pass;
+    """The failures in [since, until) (of one jail, or all), aggregated in one streaming pass
+    over the rows of the days without valid pre-aggregates, combined with those aggregates;
     ``per_minute`` only with ``charts``.
 
     Kept for the next call with the same arguments while the files in range are unchanged
     (same names, sizes and modification times)."""
+    tz = config.timezone
     key = (
         str(Path(state_dir).resolve()),
         since,
         until,
         jail,
-        config.timezone,
+        tz,
+        USE_DAILY,
         _fingerprint(state_dir, since, until),
     )
     kept = _LAST.get(key)
     if kept is not None and (kept.per_minute is not None or not charts):
         return kept
+    stored = daily.load(state_dir, since, until, tz) if USE_DAILY else None
+    skip = set(stored.days) if stored is not None else set()
+
+    def keep(d: date) -> bool:
+        return d not in skip
+
     count = pl.get_index_type()
     # One scan feeds every query below (Polars shares it, so it holds these columns of every
     # failure in range: repeated strings travel as categoricals, URIs as hashes).
-    ev = load_events(state_dir, since, until, jail).select(
+    raw = scan(state_dir, "failures", since, until, keep)
+    if jail is not None:
+        raw = raw.filter(pl.col("jail") == jail)
+    ev = raw.select(
         "time",
         "spoofed",
         "ignored",
@@ -339,7 +370,7 @@ def aggregates(
     )
     spoofed = pl.col("spoofed").fill_null(False)
     queries = [
-        ev.group_by("jail", local_day(config.timezone, since, until).alias("day"), "address").agg(
+        ev.group_by("jail", local_day(tz, since, until).alias("day"), "address").agg(
             n=pl.len(),
             spoofed=pl.col("spoofed").sum(),
             ignored=pl.col("ignored").sum(),
@@ -347,10 +378,8 @@ def aggregates(
             last=pl.col("time").max(),
             spoofed_last=pl.when(spoofed).then(pl.col("time")).max(),
         ),
-        load_lines(state_dir, since, until)
-        .group_by(
-            "file", pl.col("time").dt.convert_time_zone(config.timezone).dt.date().alias("day")
-        )
+        scan(state_dir, "lines", since, until, keep)
+        .group_by("file", pl.col("time").dt.convert_time_zone(tz).dt.date().alias("day"))
         .agg(lines_read=pl.col("lines").sum(), skipped=pl.col("skipped").sum()),
         ev.filter(pl.col("h").is_not_null()).group_by("h").agg(failures=pl.len()),
         *(
@@ -364,22 +393,140 @@ def aggregates(
         ),
         *(
             ev.filter(pl.col(c).is_not_null())
-            .group_by(c, "address")
+            .group_by(pl.col(c).cast(pl.String).alias("value"), "address")
             .agg(n=pl.len())
-            .group_by(c)
-            .agg(failures=pl.col("n").sum().cast(count), addresses=pl.len().cast(count))
-            .with_columns(pl.col(c).cast(pl.String))
             for c in FEW_VALUES
         ),
     ]
     per_address, per_file, uri_hashes, *rest = pl.collect_all(queries, engine="streaming")
     per_minute = rest.pop(0).with_columns(pl.col("jail").cast(pl.String)) if charts else None
+    per_address = per_address.with_columns(pl.col("jail", "address").cast(pl.String))
+    values = [v.with_columns(pl.col("address").cast(pl.String)) for v in rest]
+    per_day = per_address.group_by("jail", "day").agg(
+        failures=pl.col("n").sum().cast(count),
+        spoofed=pl.col("spoofed").sum().cast(count),
+        ignored=pl.col("ignored").sum().cast(count),
+    )
+    address_days = per_address.select("jail", "day", "address")
+    by_address = per_address.group_by("jail", "address").agg(
+        n=pl.col("n").sum().cast(count),
+        spoofed=pl.col("spoofed").sum().cast(count),
+        ignored=pl.col("ignored").sum().cast(count),
+        first=pl.col("first").min(),
+        last=pl.col("last").max(),
+        spoofed_last=pl.col("spoofed_last").max(),
+    )
+    uri_hashes = uri_hashes.with_columns(pl.col("failures").cast(count))
+    stored_uris = None
+    if stored is not None and stored.days:
+        tables = {
+            t: pl.concat(
+                [
+                    ts[t].select("i", "jail", "h", "failures", day=pl.lit(d))
+                    if t == "uris"
+                    else ts[t]
+                    for d, ts in stored.days.items()
+                ]
+            )
+            for t in ("addresses", "minutes", "lines", "values", "uris")
+        }
+        if jail is not None:
+            tables = {
+                t: f.filter(pl.col("jail") == jail) if "jail" in f.columns else f
+                for t, f in tables.items()
+            }
+        st_addr, st_min = tables["addresses"], tables["minutes"]
+        per_day = (
+            pl.concat(
+                [
+                    per_day,
+                    st_min.group_by("jail", _local_date("minute", tz).alias("day")).agg(
+                        failures=pl.col("n").sum().cast(count),
+                        spoofed=pl.col("spoofed").sum().cast(count),
+                        ignored=pl.col("ignored").sum().cast(count),
+                    ),
+                ]
+            )
+            .group_by("jail", "day")
+            .agg(pl.col("failures", "spoofed", "ignored").sum())
+        )
+        local = pl.col("x").dt.convert_time_zone(tz).dt.date().alias("day")
+        address_days = pl.concat(
+            [
+                address_days,
+                *(
+                    st_addr.select("jail", pl.col(t).alias("x"), "address").select(
+                        "jail", local, "address"
+                    )
+                    for t in ("first", "last")
+                ),
+            ]
+        )
+        by_address = (
+            pl.concat(
+                [by_address, st_addr.with_columns(pl.col("n", "spoofed", "ignored").cast(count))]
+            )
+            .group_by("jail", "address")
+            .agg(
+                pl.col("n", "spoofed", "ignored").sum(),
+                pl.col("first").min(),
+                pl.col("last", "spoofed_last").max(),
+            )
+        )
+        per_file = (
+            pl.concat(
+                [
+                    per_file,
+                    tables["lines"].select(
+                        "file",
+                        _local_date("minute", tz).alias("day"),
+                        pl.col("lines").alias("lines_read"),
+                        "skipped",
+                    ),
+                ]
+            )
+            .group_by("file", "day")
+            .agg(pl.col("lines_read", "skipped").sum())
+        )
+        st_values = tables["values"]
+        values = [
+            pl.concat([v, st_values.filter(pl.col("field") == c).select("value", "address", "n")])
+            for c, v in zip(FEW_VALUES, values, strict=True)
+        ]
+        if per_minute is not None:
+            per_minute = (
+                pl.concat([per_minute, st_min.select("jail", "minute", "n")])
+                .group_by("jail", "minute")
+                .agg(pl.col("n").sum())
+            )
+        stored_uris = tables["uris"]
+        uri_hashes = (
+            pl.concat([uri_hashes, stored_uris.select("h", pl.col("failures").cast(count))])
+            .group_by("h")
+            .agg(pl.col("failures").sum())
+        )
+    addresses = address_days.unique().group_by("jail", "day").agg(addresses=pl.len().cast(count))
+    per_day = per_day.join(addresses, on=["jail", "day"], how="left").select(
+        "jail", "day", "failures", "addresses", "spoofed", "ignored"
+    )
     result = Aggregates(
-        per_address.with_columns(pl.col("jail", "address").cast(pl.String)),
+        per_day,
+        by_address,
         per_file,
-        dict(zip(FEW_VALUES, rest, strict=True)),
+        {
+            # (value, address) rows of several days: an address counts once per value.
+            c: v.group_by("value")
+            .agg(
+                failures=pl.col("n").sum().cast(count),
+                addresses=pl.col("address").n_unique().cast(count),
+            )
+            .rename({"value": c})
+            for c, v in zip(FEW_VALUES, values, strict=True)
+        },
         uri_hashes,
         per_minute,
+        stored if stored is not None and stored.days else None,
+        stored_uris,
     )
     _LAST.clear()
     _LAST[key] = result
@@ -388,7 +535,7 @@ def aggregates(
 
 def _fingerprint(state_dir: Path, since: datetime, until: datetime) -> tuple[Any, ...]:
     out = []
-    for dataset in ("failures", "lines"):
+    for dataset in ("failures", "lines", daily.DAILY):
         for _, files in day_files(Path(state_dir), dataset, since, until):
             for f in files:
                 st = os.stat(f)
@@ -406,15 +553,26 @@ def _top_values(
     """The ``TOP`` most frequent values of each field among failures, with their failures and
     distinct addresses."""
     out = {TOP_COLUMNS[c]: _top(agg.values[c], c) for c in FEW_VALUES}
-    out[TOP_COLUMNS["uri"]] = _top_uris(agg.uri_hashes, load_events(state_dir, since, until, jail))
+    skip = set(agg.stored.days) if agg.stored is not None else set()
+    raw = scan(state_dir, "failures", since, until, lambda d: d not in skip)
+    if jail is not None:
+        raw = raw.filter(pl.col("jail") == jail)
+    out[TOP_COLUMNS["uri"]] = _top_uris(agg.uri_hashes, raw, agg.stored, agg.stored_uris)
     return {title: out[title] for title in TOP_COLUMNS.values()}
 
 
-def _top_uris(per_hash: pl.DataFrame, ev: pl.LazyFrame) -> pl.DataFrame:
+def _top_uris(
+    per_hash: pl.DataFrame,
+    ev: pl.LazyFrame,
+    stored: daily.Stored | None = None,
+    stored_uris: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """The leading URIs, exactly, from the failures per URI hash: the URIs of the hashes with at
     least as many failures as the tenth are read again by name, counted and sorted (a hash
     counts all its URIs, so none that leads can be missed; should two share a hash, which
-    64 bits make unlikely, the loop widens the set until it is complete)."""
+    64 bits make unlikely, the loop widens the set until it is complete). ``ev``: the rows of
+    the days not pre-aggregated; ``stored_uris``: the failures per jail and URI of the others
+    (``daily.py``), whose addresses ``stored`` reads for the chosen URIs only."""
     count = pl.get_index_type()
     ranked = per_hash.sort("failures", descending=True)
     if ranked.height == 0:
@@ -422,12 +580,31 @@ def _top_uris(per_hash: pl.DataFrame, ev: pl.LazyFrame) -> pl.DataFrame:
     floor = int(ranked["failures"][min(TOP, ranked.height) - 1])
     while True:
         hashes = ranked.filter(pl.col("failures") >= floor)["h"]
-        found = (
-            ev.filter(_uri_hash().is_in(hashes.implode()))
-            .group_by("uri")
-            .agg(failures=pl.len().cast(count), addresses=pl.col("address").n_unique().cast(count))
-            .collect(engine="streaming")
-        )
+        rows = ev.filter(_uri_hash().is_in(hashes.implode()))
+        if stored is None or stored_uris is None:
+            found = (
+                rows.group_by("uri")
+                .agg(
+                    failures=pl.len().cast(count),
+                    addresses=pl.col("address").n_unique().cast(count),
+                )
+                .collect(engine="streaming")
+            )
+        else:
+            raw = (
+                rows.group_by("uri", "address")
+                .agg(n=pl.len().cast(count))
+                .collect(engine="streaming")
+            )
+            chosen = stored_uris.filter(pl.col("h").is_in(hashes.implode()))
+            found = (
+                pl.concat([raw, stored.uri_rows(chosen)])
+                .group_by("uri")
+                .agg(
+                    failures=pl.col("n").sum().cast(count),
+                    addresses=pl.col("address").n_unique().cast(count),
+                )
+            )
         top = _top(found, "uri")
         # Without a collision every URI has its hash's count, and this is the tenth's.
         least = int(top["failures"].min()) if top.height == TOP else 0  # type: ignore[arg-type]
