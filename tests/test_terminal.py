@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from conftest import append, logscan, now_utc, npm_line
 from logscan.terminal import printable
@@ -42,36 +41,19 @@ def test_test_filter_and_report_print_hostile_user_agents_escaped(npm_setup) -> 
     assert "3 matched" in out.stdout and "\\x1b]0;pwned" in out.stdout
     _no_control(out.stdout)
 
+    def report(*extra: str) -> str:
+        rep = logscan(
+            "--config", str(cfg), "--state-dir", str(state), "report", "--since", "1d", *extra
+        )
+        assert rep.returncode == 0, rep.stderr
+        return rep.stdout
+
     ran = logscan("--config", str(cfg), "--state-dir", str(state), "run", "--dry-run")
     assert ran.returncode == 0, ran.stderr
     for fmt in ("table", "markdown", "csv"):
-        rep = logscan(
-            "--config",
-            str(cfg),
-            "--state-dir",
-            str(state),
-            "report",
-            "--since",
-            "1d",
-            "--format",
-            fmt,
-        )
-        assert rep.returncode == 0, rep.stderr
-        assert "\\x1b[2J" in rep.stdout, fmt  # the user agent is shown, as text
-        _no_control(rep.stdout)
-    written = Path(state.parent / "report.csv")
-    rep = logscan(
-        "--config",
-        str(cfg),
-        "--state-dir",
-        str(state),
-        "report",
-        "--since",
-        "1d",
-        "--format",
-        "csv",
-        "-o",
-        str(written),
-    )
-    assert rep.returncode == 0, rep.stderr
+        shown = report("--format", fmt)
+        assert "\\x1b[2J" in shown, fmt  # the user agent is shown, as text
+        _no_control(shown)
+    written = state.parent / "report.csv"
+    report("--format", "csv", "-o", str(written))
     _no_control(written.read_text())
