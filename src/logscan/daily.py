@@ -123,11 +123,11 @@ def _day_rows(
     state_dir: Path, day: date, src: dict[str, list[list[Any]]]
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """The failures and lines rows of the day's files listed in ``src``."""
-    from .events import _schemas
+    from .events import schemas
 
     base = events_dir(state_dir)
     out = []
-    for ds, schema in zip(DATASETS, _schemas(), strict=True):
+    for ds, schema in zip(DATASETS, schemas(), strict=True):
         files = [base / ds / f"date={day}" / name for name, *_ in src[ds]]
         if files:
             out.append(pl.scan_parquet(files, hive_partitioning=False))

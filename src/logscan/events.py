@@ -439,7 +439,7 @@ def scan(
 
     runs = day_files(state_dir, dataset, since, until, keep)
     if not runs:
-        events, lines = _schemas()
+        events, lines = schemas()
         return pl.DataFrame(schema=events if dataset == "failures" else lines).lazy()
     frames = []
     for (cut_since, cut_until), files in runs:
@@ -452,7 +452,8 @@ def scan(
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
 
 
-def _schemas() -> tuple[dict[str, pl.DataType], dict[str, pl.DataType]]:
+def schemas() -> tuple[dict[str, pl.DataType], dict[str, pl.DataType]]:
+    """The columns of the two datasets: (failures, lines)."""
     import polars as pl
 
     from .parse.filters import FAILURE_SCHEMA

@@ -305,7 +305,7 @@ def _process(
         expiry,
         prune_window,
     )
-    from .events import EventWriter
+    from .events import EventWriter, schemas
     from .parse.filters import FilterResult, ParseContext, compile_filter
     from .parse.lines import read_candidates
     from .sources.files import ChunkReader
@@ -393,13 +393,7 @@ def _process(
                 "skipped": [f.skipped for f in summary.files.values()],
                 "bytes": [f.bytes for f in summary.files.values()],
             },
-            schema={
-                "time": pl.Datetime("us", "UTC"),
-                "file": pl.String,
-                "lines": pl.Int64,
-                "skipped": pl.Int64,
-                "bytes": pl.Int64,
-            },
+            schema=schemas()[1],
         ),
         "time",
     )
