@@ -400,7 +400,9 @@ def classify_sshd(frame: pl.LazyFrame, column: str, mode: str) -> pl.LazyFrame:
         has_user = "user" in _GROUP_NAME.findall(rule.pattern)
         found.append(
             messages.lazy()
-            .filter(has & pl.col("_msg").str.contains(rule.pattern))
+            # One regex pass: the extraction's empty marker group says whether the rule matched
+            # (a `contains` pass first cost more than it saved: 10-20 % of the rules' time).
+            .filter(has)
             .select("_sshd_row", caught.alias("_m"))
             .filter(pl.col("_m").struct.field(_MARK).is_not_null())
             .select(
