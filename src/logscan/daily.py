@@ -45,13 +45,26 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from .events import DATASETS, _day_dirs, _private_dirs, _write_private, events_dir
+from .events import DATASETS, _day_dirs, _private_dirs, _write_private, events_dir, schemas
 
 DAILY = "daily"
 VERSION = 1
 META = "meta.json"
 TABLES = ("addresses", "minutes", "lines", "values", "uris", "uri_addresses", "address_hours")
-FEW_VALUES = ("vhost", "user_agent", "user")  # as reports.FEW_VALUES
+# Fields with few distinct values (a handful of hosts, dozens of user agents or user names):
+# held as categoricals while counting, and counted per value and address (reports and the
+# stored tables alike).
+FEW_VALUES = ("vhost", "user_agent", "user")
+
+
+def time_bounds() -> dict[str, pl.Expr]:
+    """A group's first, last and last spoofed failure time (across days: min, max, max)."""
+    spoofed = pl.col("spoofed").fill_null(False)
+    return {
+        "first": pl.col("time").min(),
+        "last": pl.col("time").max(),
+        "spoofed_last": pl.when(spoofed).then(pl.col("time")).max(),
+    }
 
 
 def day_dir(state_dir: Path, day: date) -> Path:
@@ -123,8 +136,6 @@ def _day_rows(
     state_dir: Path, day: date, src: dict[str, list[list[Any]]]
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """The failures and lines rows of the day's files listed in ``src``."""
-    from .events import schemas
-
     base = events_dir(state_dir)
     out = []
     for ds, schema in zip(DATASETS, schemas(), strict=True):
@@ -153,13 +164,8 @@ def compute(
         "uri",
         *(pl.col(c).cast(pl.Categorical) for c in ("address", "jail", *FEW_VALUES)),
     )
-    spoofed = pl.col("spoofed").fill_null(False)
     minute = (pl.col("time").dt.epoch("s") // 60).alias("minute")
-    times = {
-        "first": pl.col("time").min(),
-        "last": pl.col("time").max(),
-        "spoofed_last": pl.when(spoofed).then(pl.col("time")).max(),
-    }
+    times = time_bounds()
     with_uri = ev.filter(pl.col("uri").is_not_null())
     queries = [
         ev.group_by("jail", "address").agg(

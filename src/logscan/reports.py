@@ -269,9 +269,7 @@ TOP_COLUMNS = {
     "user_agent": "top_user_agents",
     "user": "top_users",
 }
-# Fields with few distinct values (a handful of hosts, dozens of user agents or user names):
-# held as categoricals while counting, and counted per value and address in the same pass.
-FEW_VALUES = ("vhost", "user_agent", "user")
+FEW_VALUES = daily.FEW_VALUES
 
 
 @dataclass(frozen=True)
@@ -368,15 +366,12 @@ def aggregates(
         _uri_hash(),
         *(pl.col(c).cast(pl.Categorical) for c in ("address", "jail", *FEW_VALUES)),
     )
-    spoofed = pl.col("spoofed").fill_null(False)
     queries = [
         ev.group_by("jail", local_day(tz, since, until).alias("day"), "address").agg(
             n=pl.len(),
             spoofed=pl.col("spoofed").sum(),
             ignored=pl.col("ignored").sum(),
-            first=pl.col("time").min(),
-            last=pl.col("time").max(),
-            spoofed_last=pl.when(spoofed).then(pl.col("time")).max(),
+            **daily.time_bounds(),
         ),
         scan(state_dir, "lines", since, until, keep)
         .group_by("file", pl.col("time").dt.convert_time_zone(tz).dt.date().alias("day"))
