@@ -107,8 +107,13 @@ def fast_run_args(argv: list[str]) -> dict[str, Any] | None:
     split = split_globals(argv)
     if split is None or split[1] != "run":
         return None
-    opts: dict[str, Any] = {**split[0], "verbose": False, "dry_run": False}
-    args = split[2]
+    return _run_options(split[0], split[2])
+
+
+def _run_options(globals_: dict[str, Any], words: list[str]) -> dict[str, Any] | None:
+    """``cron_job``'s keywords from the global options and the words after ``run``."""
+    opts: dict[str, Any] = {**globals_, "verbose": False, "dry_run": False}
+    args = list(words)
     while args:
         a = args.pop(0)
         if a in ("-v", "--verbose"):
@@ -146,18 +151,19 @@ def parse_now(text: str) -> datetime:
 
 def main() -> None:
     """The ``logscan`` console script."""
-    argv = sys.argv[1:]
-    fast = fast_run_args(argv)
-    if fast is not None:
-        sys.exit(cron_job(**fast))
-    split = split_globals(argv) if "report" in argv else None
-    if split is not None and split[1] == "report":
-        from .report_cmd import fast_report_args, report_job
+    split = split_globals(sys.argv[1:])
+    if split is not None:
+        g, command, words = split
+        if command == "run":
+            fast = _run_options(g, words)
+            if fast is not None:
+                sys.exit(cron_job(**fast))
+        elif command == "report":
+            from .report_cmd import fast_report_args, report_job
 
-        opts = fast_report_args(split[2])
-        if opts is not None:
-            g = split[0]
-            sys.exit(report_job(g["config_path"], g["state_dir"], debug=g["debug"], **opts))
+            opts = fast_report_args(words)
+            if opts is not None:
+                sys.exit(report_job(g["config_path"], g["state_dir"], debug=g["debug"], **opts))
     from .cli import app
 
     app()
